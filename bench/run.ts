@@ -1,0 +1,36 @@
+// `npm run bench [-- suite ...]`: runs benchmark suites and saves their results.
+// A suite is a module bench/<name>.ts exporting `run(args): Promise<SuiteResult>`.
+// With no suite named, every suite in SUITES runs in order.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { type SuiteResult, saveResult } from './lib/results.js';
+
+/** Every suite, in the order `npm run bench` runs them. */
+const SUITES = ['core', 'raft', 'storage', 'sim', 'cluster', 'peers'];
+
+interface SuiteModule {
+  run(args: string[]): Promise<SuiteResult>;
+}
+
+const argv = process.argv.slice(2);
+const named = argv.filter((a) => !a.startsWith('-'));
+const flags = argv.filter((a) => a.startsWith('-'));
+const suites = named.length > 0 ? named : SUITES;
+
+let failed = false;
+for (const name of suites) {
+  const url = new URL(`./${name}.js`, import.meta.url);
+  if (!existsSync(fileURLToPath(url))) {
+    if (named.length > 0) {
+      console.error(`bench: no suite '${name}' (known: ${SUITES.join(', ')})`);
+      failed = true;
+    }
+    continue;
+  }
+  console.log(`\n== bench ${name}`);
+  const mod = (await import(url.href)) as SuiteModule;
+  const result = await mod.run(flags);
+  const files = saveResult(name, result);
+  console.log(`saved ${files.join(', ')}`);
+}
+process.exitCode = failed ? 1 : 0;
