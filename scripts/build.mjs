@@ -11,7 +11,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (name) => join(root, 'node_modules', '.bin', name);
 
 function run(cmd, args) {
-  const res = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  // buf finds protoc-gen-es on PATH, so the local bin folder goes first.
+  const env = { ...process.env, PATH: `${join(root, 'node_modules', '.bin')}:${process.env.PATH ?? ''}` };
+  const res = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env });
   if (res.status !== 0) {
     console.error(`build: ${[cmd, ...args].join(' ')} failed (exit ${res.status ?? res.signal})`);
     process.exit(1);
