@@ -162,7 +162,6 @@ export function compressBlock(src: usize, len: usize, dst: usize, acceleration: 
     }
     ip++;
   }
-  return 0; // unreachable
 }
 
 /**
@@ -247,5 +246,4 @@ export function decompressBlock(src: usize, len: usize, dst: usize, cap: usize, 
       }
     }
   }
-  return 0; // unreachable
 }

@@ -17,7 +17,7 @@
 // expect it). Every iteration consumes input, so hostile input cannot loop forever.
 
 import { Code, clearError, fail, Reason } from './errors';
-import { compressBlock, decompressBlock, lz4CompressBound } from './lz4-block';
+import { compressBlock, decompressBlock } from './lz4-block';
 import { R_LZ4_IN_POS, R_LZ4_OUT_POS, R_LZ4_SIZE_HINT, RESULT } from './result';
 import { xxhash32 } from './xxhash32';
 
@@ -252,5 +252,4 @@ export function lz4FrameDecompress(src: usize, len: usize, dst: usize, cap: usiz
     }
     inPos += 4 + size + checksumBytes;
   }
-  return 0; // unreachable
 }
