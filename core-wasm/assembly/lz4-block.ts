@@ -194,6 +194,8 @@ export function decompressBlock(src: usize, len: usize, dst: usize, cap: usize, 
     }
     if (litLen > ipEnd - ip) return fail(Code.LZ4_MALFORMED, Reason.LZ4_LITERALS_PAST_INPUT, ip);
     if (litLen > opEnd - op) return fail(Code.LZ4_LIMIT, Reason.LZ4_OUTPUT_LIMIT, ip);
+    // Pair assertions (debug build): the copies below stay inside both regions.
+    assert(ip + litLen <= ipEnd && op + litLen <= opEnd);
     if (litLen <= 16 && ipEnd - ip >= 16 && opEnd - op >= 16) {
       v128.store(op, v128.load(ip));
     } else {
@@ -222,6 +224,7 @@ export function decompressBlock(src: usize, len: usize, dst: usize, cap: usize, 
     matchLen += MIN_MATCH;
     if (matchLen > opEnd - op) return fail(Code.LZ4_LIMIT, Reason.LZ4_OUTPUT_LIMIT, ip);
     let from = op - offset;
+    assert(from >= prefixStart && op + matchLen <= opEnd);
     if (offset >= 16 && opEnd - op >= matchLen + 16) {
       // Source and destination are ≥ 16 apart, so 16-byte strides read only final bytes;
       // the last stride may write up to 15 bytes past the match, inside the output.
@@ -231,6 +234,7 @@ export function decompressBlock(src: usize, len: usize, dst: usize, cap: usize, 
         op += 16;
         from += 16;
       } while (op < stop);
+      assert(op <= opEnd); // the last stride's overshoot stayed inside the output
       op = stop;
     } else if (offset === 1) {
       memory.fill(op, load<u8>(from), matchLen);
