@@ -7,6 +7,8 @@
 // lookups XORed together, so the only serial dependency is one step's result feeding the
 // next step's first four bytes.
 
+import { crcSuperblocks, initCrc32cSimd, SUPERBLOCK_BYTES } from './crc32c-simd';
+
 const POLY: u32 = 0x82f63b78;
 const TABLES: usize = memory.data(16 * 256 * 4, 64);
 
@@ -29,9 +31,15 @@ export function initCrc32c(): void {
       store<u32>(entry(k, b), (prev >>> 8) ^ load<u32>(entry(0, prev & 0xff)));
     }
   }
+  initCrc32cSimd();
 }
 
 // @ts-expect-error: decorator
+/** The byte-at-a-time table (table 0). */
+export function crcTable(b: u32): u32 {
+  return load<u32>(TABLES + ((<usize>b) << 2));
+}
+
 function t(k: usize, b: u32): u32 {
   return load<u32>(TABLES + (k << 10) + ((<usize>b) << 2));
 }
@@ -42,6 +50,13 @@ function t(k: usize, b: u32): u32 {
  */
 export function crc32c(ptr: usize, len: usize, seed: u32): u32 {
   let crc = ~seed;
+  // Whole superblocks with SIMD (crc32c-simd.ts), the rest by table slicing.
+  if (len >= SUPERBLOCK_BYTES) {
+    const count = len / SUPERBLOCK_BYTES;
+    crc = crcSuperblocks(ptr, count, crc);
+    ptr += count * SUPERBLOCK_BYTES;
+    len -= count * SUPERBLOCK_BYTES;
+  }
   const end = ptr + len;
   // Bytes one at a time until the pointer is 8-aligned (loads below are then aligned).
   while (ptr < end && (ptr & 7) !== 0) {
