@@ -14,9 +14,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32c as nativeCrc32c } from '@node-rs/crc32';
+import { type Core, createCore, createCorePool, POOL_THRESHOLD_BYTES } from '../core-wasm/src/index.js';
 import { mixed } from '../core-wasm/test/corpus.js';
 import { Rng } from '../core-wasm/test/rng.js';
-import { type Core, createCore, createCorePool, POOL_THRESHOLD_BYTES } from '../core-wasm/src/index.js';
 import type { Ratio, Row, SuiteResult } from './lib/results.js';
 
 const MiB = 1024 * 1024;
@@ -64,7 +64,11 @@ function crc32cSlicing8(buf: Uint8Array): number {
 // ---- timing ----------------------------------------------------------------------------
 
 /** Best seconds per call over `rounds` rounds of ≥ roundMs each, subjects interleaved. */
-function bestOf(subjects: Record<string, () => unknown>, rounds: number, roundMs: number): Record<string, number> {
+function bestOf(
+  subjects: Record<string, () => unknown>,
+  rounds: number,
+  roundMs: number,
+): Record<string, number> {
   const best: Record<string, number> = {};
   for (const [name, f] of Object.entries(subjects)) {
     for (let i = 0; i < 3; i++) f(); // warm up (and let V8 tier up the wasm)
@@ -146,11 +150,25 @@ export async function run(flags: string[]): Promise<SuiteResult> {
     );
     const label = size >= MiB ? `${size / MiB} MiB` : `${size / KiB} KiB`;
     rows.push(
-      { name: `crc32c ${label}`, subject: 'cairn (wasm, incl. copy in)', value: gbs(size, t.cairn!), unit: 'GB/s' },
+      {
+        name: `crc32c ${label}`,
+        subject: 'cairn (wasm, incl. copy in)',
+        value: gbs(size, t.cairn!),
+        unit: 'GB/s',
+      },
       { name: `crc32c ${label}`, subject: 'js slicing-by-8', value: gbs(size, t.slicing8!), unit: 'GB/s' },
-      { name: `crc32c ${label}`, subject: '@node-rs/crc32 (native)', value: gbs(size, t.native!), unit: 'GB/s' },
+      {
+        name: `crc32c ${label}`,
+        subject: '@node-rs/crc32 (native)',
+        value: gbs(size, t.native!),
+        unit: 'GB/s',
+      },
     );
-    ratios.push({ name: `crc32c cairn / js slicing-by-8 (${label})`, value: t.slicing8! / t.cairn!, target: 2 });
+    ratios.push({
+      name: `crc32c cairn / js slicing-by-8 (${label})`,
+      value: t.slicing8! / t.cairn!,
+      target: 2,
+    });
     ratios.push({ name: `crc32c cairn / native (${label})`, value: t.native! / t.cairn! });
   }
 
@@ -164,7 +182,12 @@ export async function run(flags: string[]): Promise<SuiteResult> {
     // covers the bytes) is what the C benchmark's raw blocks compare with; the default
     // lz4Compress (with a content checksum) is reported too.
     const configs = [
-      { name: '64 KiB blocks', ours: { contentChecksum: false }, cli: ['-B4'], cliFile: ['-1', '-B4', '-BI'] },
+      {
+        name: '64 KiB blocks',
+        ours: { contentChecksum: false },
+        cli: ['-B4'],
+        cliFile: ['-1', '-B4', '-BI'],
+      },
       {
         name: '4 MiB blocks',
         ours: { contentChecksum: false, blockSize: 4194304 as const },
@@ -186,17 +209,43 @@ export async function run(flags: string[]): Promise<SuiteResult> {
       );
       const ourRatio = corpus.length / frame.length;
       rows.push(
-        { name: `lz4 compress (${c.name})`, subject: 'cairn', value: mbs(corpus.length, t.compress!), unit: 'MB/s' },
-        { name: `lz4 decompress (${c.name})`, subject: 'cairn', value: mbs(corpus.length, t.decompress!), unit: 'MB/s' },
-        { name: `lz4 ratio (${c.name})`, subject: 'cairn', value: ourRatio, unit: '×', notes: `${frame.length} bytes` },
+        {
+          name: `lz4 compress (${c.name})`,
+          subject: 'cairn',
+          value: mbs(corpus.length, t.compress!),
+          unit: 'MB/s',
+        },
+        {
+          name: `lz4 decompress (${c.name})`,
+          subject: 'cairn',
+          value: mbs(corpus.length, t.decompress!),
+          unit: 'MB/s',
+        },
+        {
+          name: `lz4 ratio (${c.name})`,
+          subject: 'cairn',
+          value: ourRatio,
+          unit: '×',
+          notes: `${frame.length} bytes`,
+        },
       );
       if (!haveCli) continue;
       const cb = lz4CliBench(file, c.cli, quick ? 2 : 4);
       const cliSize = cliCompressedSize(file, c.cliFile);
       const cliRatio = corpus.length / cliSize;
       rows.push(
-        { name: `lz4 compress (${c.name})`, subject: `lz4 -b1 ${c.cli.join(' ')}`, value: cb.compressMBs, unit: 'MB/s' },
-        { name: `lz4 decompress (${c.name})`, subject: `lz4 -b1 ${c.cli.join(' ')}`, value: cb.decompressMBs, unit: 'MB/s' },
+        {
+          name: `lz4 compress (${c.name})`,
+          subject: `lz4 -b1 ${c.cli.join(' ')}`,
+          value: cb.compressMBs,
+          unit: 'MB/s',
+        },
+        {
+          name: `lz4 decompress (${c.name})`,
+          subject: `lz4 -b1 ${c.cli.join(' ')}`,
+          value: cb.decompressMBs,
+          unit: 'MB/s',
+        },
         {
           name: `lz4 ratio (${c.name})`,
           subject: `lz4 ${c.cliFile.join(' ')}`,
@@ -206,7 +255,11 @@ export async function run(flags: string[]): Promise<SuiteResult> {
         },
       );
       ratios.push(
-        { name: `lz4 compress cairn / C (${c.name})`, value: mbs(corpus.length, t.compress!) / cb.compressMBs, target: 0.6 },
+        {
+          name: `lz4 compress cairn / C (${c.name})`,
+          value: mbs(corpus.length, t.compress!) / cb.compressMBs,
+          target: 0.6,
+        },
         {
           name: `lz4 decompress cairn / C (${c.name})`,
           value: mbs(corpus.length, t.decompress!) / cb.decompressMBs,
@@ -267,8 +320,18 @@ export async function run(flags: string[]): Promise<SuiteResult> {
     rows.push(
       { name: `lz4Compress ${label}`, subject: 'inline', value: us(inline), unit: 'µs/call' },
       { name: `lz4Compress ${label}`, subject: 'pool, one call (latency)', value: us(latency), unit: 'µs' },
-      { name: `lz4Compress ${label}`, subject: `pool, burst of ${burst}`, value: us(perCall), unit: 'µs/call' },
-      { name: `lz4Compress ${label}`, subject: 'pool, main-thread time', value: us(mainThread), unit: 'µs/call' },
+      {
+        name: `lz4Compress ${label}`,
+        subject: `pool, burst of ${burst}`,
+        value: us(perCall),
+        unit: 'µs/call',
+      },
+      {
+        name: `lz4Compress ${label}`,
+        subject: 'pool, main-thread time',
+        value: us(mainThread),
+        unit: 'µs/call',
+      },
     );
     if (crossover < 0 && latency <= 1.5 * inline && mainThread < inline / 10) crossover = size;
   }
@@ -281,7 +344,13 @@ export async function run(flags: string[]): Promise<SuiteResult> {
   return {
     rows,
     ratios,
-    settings: { quick, rounds, roundMs, corpusBytes: corpus.length, corpus: 'mixed: JSON logs, text, random (seed 1)' },
+    settings: {
+      quick,
+      rounds,
+      roundMs,
+      corpusBytes: corpus.length,
+      corpus: 'mixed: JSON logs, text, random (seed 1)',
+    },
     notes,
   };
 }

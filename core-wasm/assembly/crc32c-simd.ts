@@ -32,13 +32,13 @@ export function initCrc32cSimd(): void {
   for (let bit: u32 = 0; bit < 32; bit++) {
     let reg: u32 = 1 << bit;
     for (let n: usize = 0; n < CHUNK_BYTES; n++) reg = (reg >>> 8) ^ crcTable(reg & 0xff);
-    store<u32>(basis + (<usize>bit << 2), reg);
+    store<u32>(basis + ((<usize>bit) << 2), reg);
   }
   for (let j: u32 = 0; j < 4; j++) {
     for (let v: u32 = 0; v < 256; v++) {
       let z: u32 = 0;
-      for (let b: u32 = 0; b < 8; b++) if (v & (1 << b)) z ^= load<u32>(basis + (<usize>(j * 8 + b) << 2));
-      store<u32>(ZEROS_TABLES + (<usize>(j * 256 + v) << 2), z);
+      for (let b: u32 = 0; b < 8; b++) if (v & (1 << b)) z ^= load<u32>(basis + ((<usize>(j * 8 + b)) << 2));
+      store<u32>(ZEROS_TABLES + ((<usize>(j * 256 + v)) << 2), z);
     }
   }
 }
@@ -66,7 +66,12 @@ const LANES_SPILL: usize = memory.data(64, 16);
 /** Lane i's register from the spilled byte vectors. */
 function laneRegister(i: usize): u32 {
   const p = LANES_SPILL + i;
-  return <u32>load<u8>(p) | (<u32>load<u8>(p, 16) << 8) | (<u32>load<u8>(p, 32) << 16) | (<u32>load<u8>(p, 48) << 24);
+  return (
+    <u32>load<u8>(p) |
+    ((<u32>load<u8>(p, 16)) << 8) |
+    ((<u32>load<u8>(p, 32)) << 16) |
+    ((<u32>load<u8>(p, 48)) << 24)
+  );
 }
 
 /**

@@ -203,17 +203,53 @@ export function decompressBlock(src: usize, len: usize, dst: usize, cap: usize, 
       op += litLen;
       offset = <usize>load<u16>(ip);
       ip += 2;
-      if (matchLen < 15 && offset <= op - prefixStart) {
-        const from = op - offset;
+      if (offset >= 16 && offset <= op - prefixStart) {
+        // Source ≥ 16 behind: 16-byte moves, in order (a move may read what the one
+        // before wrote, which is already final). Two cover a short match (≤ 18 bytes).
+        let from = op - offset;
         assert(op + 32 <= opEnd);
-        if (offset >= 16) {
-          // A match of ≤ 18 bytes, source ≥ 16 behind: two 16-byte moves, in order (the
-          // second may read what the first wrote, which is already final).
-          v128.store(op, v128.load(from));
-          v128.store(op, v128.load(from, 16), 16);
+        v128.store(op, v128.load(from));
+        v128.store(op, v128.load(from, 16), 16);
+        if (matchLen < 15) {
           op += matchLen + MIN_MATCH;
           continue;
         }
+        // A long match: its extra length bytes, then more strides while the output
+        // has room for the overshoot; otherwise the general case below finishes it.
+        while (true) {
+          if (ip >= ipEnd) return fail(Code.LZ4_MALFORMED, Reason.LZ4_LENGTH_PAST_INPUT, ip);
+          const b = <usize>load<u8>(ip++);
+          matchLen += b;
+          if (matchLen > opEnd - op) return fail(Code.LZ4_LIMIT, Reason.LZ4_OUTPUT_LIMIT, ip);
+          if (b !== 255) break;
+        }
+        matchLen += MIN_MATCH;
+        if (opEnd - op >= matchLen + 16) {
+          const stop = op + matchLen;
+          op += 32;
+          from += 32;
+          while (op < stop) {
+            v128.store(op, v128.load(from));
+            op += 16;
+            from += 16;
+          }
+          assert(op <= opEnd);
+          op = stop;
+          continue;
+        }
+        // Near the end of the output: exact, non-overlapping copies (as in the general
+        // case below; repeated here because the length is already read).
+        const stop = op + matchLen;
+        while (op < stop) {
+          const n = min(stop - op, op - from);
+          memory.copy(op, from, n);
+          op += n;
+        }
+        continue;
+      }
+      if (matchLen < 15 && offset <= op - prefixStart) {
+        const from = op - offset;
+        assert(op + 32 <= opEnd);
         if (offset >= 8) {
           // Source 8..15 behind: three 8-byte moves, in order, for the same reason.
           store<u64>(op, load<u64>(from));
