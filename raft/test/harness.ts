@@ -113,10 +113,15 @@ export class TestNode {
     for (const w of rd.snapshot) {
       switch (w.type) {
         case 'writeChunk':
-          if (!this.partial || this.partial.meta.index !== w.meta.index || this.partial.meta.term !== w.meta.term) {
+          if (
+            !this.partial ||
+            this.partial.meta.index !== w.meta.index ||
+            this.partial.meta.term !== w.meta.term
+          ) {
             this.partial = { meta: w.meta, bytes: [] };
           }
-          if (this.partial.bytes.length !== w.offset) throw new Error(`chunk at ${w.offset}, have ${this.partial.bytes.length}`);
+          if (this.partial.bytes.length !== w.offset)
+            throw new Error(`chunk at ${w.offset}, have ${this.partial.bytes.length}`);
           for (const b of w.data) this.partial.bytes.push(b);
           break;
         case 'discardPartial':
@@ -146,7 +151,8 @@ export class TestNode {
       messages: rd.messagesAfterPersist,
     });
     for (const e of rd.committed) {
-      if (e.index !== this.appliedIndex + 1) throw new Error(`node ${this.id} applies ${e.index} after ${this.appliedIndex}`);
+      if (e.index !== this.appliedIndex + 1)
+        throw new Error(`node ${this.id} applies ${e.index} after ${this.appliedIndex}`);
       this.applied.set(e.index, e);
       this.appliedIndex = e.index;
       if (e.type === 'config') this.appliedConf = decodeConfState(e.data);
@@ -348,7 +354,8 @@ export class Cluster {
       if (!n.alive || n.core.currentRole !== 'leader') continue;
       const t = n.core.currentTerm;
       const prev = this.leadersByTerm.get(t);
-      if (prev !== undefined && prev !== n.id) throw new Error(`two leaders in term ${t}: ${prev} and ${n.id}`);
+      if (prev !== undefined && prev !== n.id)
+        throw new Error(`two leaders in term ${t}: ${prev} and ${n.id}`);
       this.leadersByTerm.set(t, n.id);
     }
   }
