@@ -374,3 +374,74 @@ export function termsOf(n: TestNode): string {
   for (let i = n.view.firstIndex(); i <= n.view.lastIndex(); i++) out.push(`${i}:${n.view.term(i)}`);
   return out.join(' ');
 }
+
+/** A lone core over a MemoryLog, for tests that craft messages by hand. */
+export class Solo {
+  readonly core: RaftCore;
+  readonly log: MemoryLog;
+  constructor(
+    readonly id: NodeId,
+    voters: NodeId[],
+    options: Partial<RaftOptions> = {},
+    init: { log?: MemoryLog; hardState?: HardState; learners?: NodeId[]; seed?: number } = {},
+  ) {
+    this.log = init.log ?? new MemoryLog();
+    this.core = new RaftCore({
+      id,
+      log: this.log,
+      conf: { voters, learners: init.learners ?? [] },
+      hardState: init.hardState,
+      random: createPrng(init.seed ?? id).next,
+      options: { preVote: false, ...options },
+    });
+  }
+
+  /** Takes a Ready, hands its write to the log; persists (calls persisted) unless told not to. */
+  take(persist = true): Ready {
+    const rd = this.core.takeReady();
+    for (const w of rd.snapshot)
+      if (w.type === 'install') this.log.installSnapshot(w.meta.index, w.meta.term);
+    if (rd.logWrite) this.log.write(rd.logWrite);
+    if (persist) {
+      const last = rd.logWrite?.entries[rd.logWrite.entries.length - 1];
+      if (last) this.core.persisted(last.index, last.term);
+    }
+    if (rd.committed.length > 0) this.core.applied(rd.committed[rd.committed.length - 1]!.index);
+    return rd;
+  }
+
+  /** All messages of a Ready (now and after persist). */
+  msgs(rd: Ready): Message[] {
+    return [...rd.messagesNow, ...rd.messagesAfterPersist];
+  }
+
+  tick(n: number): void {
+    for (let i = 0; i < n; i++) this.core.tick();
+  }
+
+  /** Makes this core leader of `term` by hand (votes from every other voter). */
+  becomeLeader(): Ready {
+    const st = this.core.status();
+    for (let i = 0; i < 100 && this.core.currentRole === 'follower'; i++) this.core.tick();
+    const term = this.core.currentTerm;
+    for (const v of st.conf.voters) {
+      if (v === this.id) continue;
+      if (this.core.currentRole !== 'candidate') break;
+      this.core.step({ type: 'voteResponse', term, from: v, to: this.id, pre: false, granted: true });
+    }
+    if (this.core.currentRole !== 'leader') throw new Error('did not become leader');
+    return this.take();
+  }
+}
+
+export const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+/** Entries for a log, from [term, term, ...], indexes from `first`. */
+export function entriesOf(terms: number[], first = 1): Entry[] {
+  return terms.map((term, k) => ({
+    index: first + k,
+    term,
+    type: 'normal' as const,
+    data: bytes(`${first + k}/${term}`),
+  }));
+}
