@@ -283,7 +283,10 @@ export class RaftCore {
         // Thesis §4.2.3: a node that heard from a leader within the minimum election timeout
         // ignores vote requests (removed servers and rejoining partitioned nodes cannot
         // disrupt a working leader), unless the campaign comes from a leadership transfer.
-        const inLease = this.leader !== 0 && this.electionElapsed < this.opts.electionTimeoutTicks;
+        // Only with CheckQuorum: without it a leader cut off from a majority never steps
+        // down, so "I heard from a leader" says nothing about whether one still leads.
+        const inLease =
+          this.opts.checkQuorum && this.leader !== 0 && this.electionElapsed < this.opts.electionTimeoutTicks;
         if (inLease && !m.transfer) return;
       }
       if (m.type === 'vote' && m.pre) {

@@ -249,6 +249,17 @@ export class Cluster {
     return this.node(id).core;
   }
 
+  /** Replaces node `id`'s durable state by a log of the given terms and restarts it. */
+  load(id: NodeId, terms: number[], term: number): void {
+    const n = this.node(id);
+    n.disk = new MemoryLog();
+    n.disk.append(entriesOf(terms));
+    n.diskHard = { term, vote: 0, commit: 0 };
+    n.diskSnapshot = undefined;
+    n.applied.clear();
+    n.restart();
+  }
+
   /** Adds a fresh node that knows no configuration (it joins when the leader adds it). */
   addNode(id: NodeId): TestNode {
     const n = new TestNode(id, this, { voters: [], learners: [] });
