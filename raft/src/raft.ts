@@ -103,7 +103,9 @@ export interface RaftStatus {
   recoveringUntil: number;
 }
 
-const EMPTY_ENTRIES: Entry[] = [];
+/** Shared empty lists handed out in place of new ones; frozen so no caller can fill them. */
+const EMPTY: readonly never[] = Object.freeze([]);
+const EMPTY_ENTRIES: readonly Entry[] = EMPTY;
 
 export class RaftCore {
   readonly id: NodeId;
@@ -557,7 +559,7 @@ export class RaftCore {
       softState = { leader: this.leader, role: this.role };
       this.prevSoft = softState;
     }
-    let committed = EMPTY_ENTRIES;
+    let committed: readonly Entry[] = EMPTY_ENTRIES;
     if (this.canApply()) {
       const budget = this.opts.maxApplyBytes - this.applyOutstandingBytes;
       committed = this.log.entries(this.log.applying + 1, this.log.applyLimit() + 1, budget);
@@ -569,15 +571,18 @@ export class RaftCore {
     }
     this.log.takeSnapshot();
     const logWrite: LogWrite | undefined = this.log.takeWrite();
+    // Each list goes to the driver and the core starts a new one. An empty list is never
+    // handed out live (the core would keep appending to the driver's Ready): a frozen
+    // shared empty list takes its place, which costs no allocation.
     const ready: Ready = {
       softState,
       hardState,
-      snapshot: this.snapshotWork,
+      snapshot: this.snapshotWork.length > 0 ? this.snapshotWork : EMPTY,
       logWrite,
-      messagesNow: this.msgsNow,
-      messagesAfterPersist: this.msgsAfterPersist,
+      messagesNow: this.msgsNow.length > 0 ? this.msgsNow : EMPTY,
+      messagesAfterPersist: this.msgsAfterPersist.length > 0 ? this.msgsAfterPersist : EMPTY,
       committed,
-      reads: this.readResults,
+      reads: this.readResults.length > 0 ? this.readResults : EMPTY,
       repairedPast: this.repairedPast,
     };
     if (this.snapshotWork.length > 0) this.snapshotWork = [];
@@ -1051,7 +1056,14 @@ export class RaftCore {
         if (m.index >= pr.next - 1 || advanced) pr.becomeReplicate();
         break;
       case 'snapshot':
-        if (pr.match + 1 >= this.log.firstIndex()) pr.becomeReplicate();
+        if (pr.match + 1 >= this.log.firstIndex()) {
+          pr.becomeReplicate();
+        } else if (pr.snapshot && pr.match >= pr.snapshot.meta.index) {
+          // This snapshot is in, but the log was compacted past it meanwhile: probe, which
+          // starts a new transfer with the newest snapshot.
+          pr.snapshot = undefined;
+          pr.becomeProbe();
+        }
         break;
       case 'replicate':
         pr.inflights.freeLE(m.index);
@@ -1159,7 +1171,7 @@ export class RaftCore {
     if (confChanged) this.syncProgress();
   }
 
-  private appendAsFollower(entries: Entry[]): void {
+  private appendAsFollower(entries: readonly Entry[]): void {
     // Decode first: a bad config entry leaves the log untouched.
     let confs: ConfState[] | undefined;
     for (const e of entries) if (e.type === 'config') (confs ??= []).push(decodeConfState(e.data));

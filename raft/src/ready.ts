@@ -59,21 +59,21 @@ export interface Ready {
   /** Set when term, vote or commit changed: persist it (durable work). */
   hardState: HardState | undefined;
   /** Follower-side snapshot transfer work, in order, before logWrite. */
-  snapshot: SnapshotWork[];
+  snapshot: readonly SnapshotWork[];
   /** Entries to append, after a truncation when truncateFrom is set (durable work). */
   logWrite: LogWrite | undefined;
   /** Messages that may be sent now. */
-  messagesNow: Message[];
+  messagesNow: readonly Message[];
   /** Messages to send only after this Ready's and every earlier Ready's durable work is durable. */
-  messagesAfterPersist: Message[];
+  messagesAfterPersist: readonly Message[];
   /**
    * Committed entries to apply, in log order, continuing the previous Ready's. Includes
    * 'noop' and 'config' entries (decodeConfState reads the latter; the core has already
    * acted on them). Bounded by maxApplyBytes of unconfirmed apply work.
    */
-  committed: Entry[];
+  committed: readonly Entry[];
   /** Outcomes of read requests. */
-  reads: ReadResult[];
+  reads: readonly ReadResult[];
   /**
    * Set once a node that reported lost entries (reportLostEntries) has caught up from a
    * leader past that index: it may vote and campaign again, and the driver may clear its

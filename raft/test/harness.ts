@@ -25,7 +25,7 @@ interface PersistJob {
   truncateFrom: number | undefined;
   entries: Entry[];
   install: SnapshotMeta | undefined;
-  messages: Message[];
+  messages: readonly Message[];
 }
 
 /** Bytes of the snapshot at (index, term): deterministic filler, so any copy can be checked. */

@@ -9,7 +9,7 @@ import { Cluster, entriesOf, Solo, text } from './harness.js';
 
 const T = 10; // electionTimeoutTicks (the default)
 
-const of = <K extends Message['type']>(msgs: Message[], type: K): Extract<Message, { type: K }>[] =>
+const of = <K extends Message['type']>(msgs: readonly Message[], type: K): Extract<Message, { type: K }>[] =>
   msgs.filter((m): m is Extract<Message, { type: K }> => m.type === type);
 
 /** A follower at `term` whose log holds entries of the given terms. */

@@ -10,6 +10,7 @@
 //
 // CAIRN_PROPERTY_RUNS sets the number of runs per cluster size (default 60).
 
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { test } from 'uvu';
 import { quorumSize } from '../src/index.js';
@@ -273,6 +274,11 @@ export class World {
       }
       this.check();
       const l = c.leader();
+      if (l !== 0 && marker !== '') {
+        // A marker proposed to a leader that was then deposed may be gone: propose again.
+        const [tv, at] = marker.split('@');
+        if (c.core(l).termAt(Number(at)) !== Number(tv!.split('/')[0])) marker = '';
+      }
       if (l !== 0 && marker === '') {
         const res = c.core(l).propose([new TextEncoder().encode('final')]);
         if (res.ok) marker = `${res.term}/final@${res.lastIndex}`;
@@ -326,6 +332,17 @@ function logMatching(a: TestNode, b: TestNode): void {
         `log matching: nodes ${a.id},${b.id} agree at ${top} but differ at ${i}: ${da} vs ${db}`,
       );
   }
+}
+
+// Counterexamples the property test once found, kept as regression cases (bug, seed, schedule).
+const REGRESSIONS = JSON.parse(
+  readFileSync(new URL('../../../raft/test/property-regressions.json', import.meta.url), 'utf8'),
+) as { why: string; size: number; seed: number; actions: Action[] }[];
+
+for (const r of REGRESSIONS) {
+  test(`regression: ${r.why}`, () => {
+    replay(r.size, r.seed, r.actions);
+  });
 }
 
 const stats = { runs: 0, terms: 0, committed: 0, installs: 0, restarts: 0, repairs: 0 };
