@@ -31,7 +31,7 @@ export interface RaftOptions {
   maxApplyBytes: number;
   /** Entry bytes the leader holds uncommitted before it refuses proposals ('overloaded'). */
   maxUncommittedBytes: number;
-  /** Read requests waiting on one node (leader or forwarding follower) before new ones are refused. */
+  /** Read requests waiting on the leader before new ones are refused ('overloaded'). */
   maxPendingReads: number;
   /** Bytes of snapshot data in one InstallSnapshot chunk. */
   snapshotChunkBytes: number;

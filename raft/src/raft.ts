@@ -415,7 +415,9 @@ export class RaftCore {
    */
   persisted(index: number, term: number): void {
     check(isCount(index) && isCount(term), 'invalidInput', 'persisted(index, term) needs integers ≥ 0');
-    if (this.installing || this.log.term(index) !== term || index <= this.log.persisted) return;
+    // Durability is reported in write order, so an entry after a pending install being durable
+    // means the install is too.
+    if (this.log.term(index) !== term || index <= this.log.persisted) return;
     this.log.persisted = index;
     if (this.role === 'leader') {
       const self = this.progress.get(this.id);
@@ -514,7 +516,9 @@ export class RaftCore {
   /**
    * Storage found it may have lost entries this node acknowledged; its last index before the
    * repair was `lastIndexBeforeRepair`. Until it has caught up from a leader past that index
-   * it neither votes nor campaigns (DESIGN §6). A leader or candidate steps down.
+   * it neither votes nor campaigns (DESIGN §6). A leader or candidate steps down. Storage
+   * that must cut its log to repair it does so while the core is down and passes
+   * RaftInit.lostEntries instead (the log never changes behind a running core's back).
    */
   reportLostEntries(lastIndexBeforeRepair: number): void {
     check(isCount(lastIndexBeforeRepair), 'invalidInput', 'lastIndexBeforeRepair must be an integer ≥ 0');
@@ -740,9 +744,19 @@ export class RaftCore {
     this.randomizedElectionTimeout = t + Math.min(t - 1, Math.floor(this.random() * t));
   }
 
-  /** May this node stand for election? Voters only, and not while repairing lost entries or installing. */
+  /**
+   * May this node stand for election? Voters only, and not while repairing lost entries or
+   * installing a snapshot. A node whose newest config entry removes (or demotes) it but is
+   * not yet committed still counts as a voter of the previous configuration: it may hold the
+   * only copy of that entry, and without its candidacy no one else could win. Elected, it
+   * counts votes and acks by the newest configuration, commits it, and steps down, as a
+   * leader that removed itself does (thesis §4.2.2).
+   */
   private promotable(): boolean {
-    return isVoter(this.conf.current, this.id) && this.recoveringUntil === 0 && !this.installing;
+    if (this.recoveringUntil !== 0 || this.installing) return false;
+    if (isVoter(this.conf.current, this.id)) return true;
+    const prev = this.conf.previous;
+    return this.conf.currentIndex > this.log.committed && prev !== undefined && isVoter(prev, this.id);
   }
 
   private pollVotes(): 'won' | 'lost' | 'pending' {
@@ -902,7 +916,8 @@ export class RaftCore {
   /** §5.3: the consistency check, then append, truncating a conflicting suffix. */
   private handleAppend(m: AppendMessage): void {
     const log = this.log;
-    if (this.installing) return; // answered once the install is confirmed; the leader retries
+    // While an install is being confirmed the log already starts after the snapshot point:
+    // appends continue from there (only applying waits for snapshotInstalled()).
     if (m.prevIndex < log.committed) {
       // Everything through our commit index matches the leader's log (it is committed).
       this.send(this.appendResponse(m.from, log.committed, false, 0, 0));

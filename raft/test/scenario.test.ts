@@ -421,6 +421,45 @@ test('snapshot transfer resumes after the follower restarts with the partial byt
   );
 });
 
+test('appends after a snapshot are taken while its install is being confirmed; applying waits for the confirmation', () => {
+  const s = new Solo(1, [1, 2, 3], {}, { hardState: { term: 2, vote: 0, commit: 0 } });
+  const meta = { index: 5, term: 2, conf: { voters: [1, 2, 3], learners: [] }, size: 1 };
+  s.core.step({
+    type: 'snapshotChunk',
+    term: 2,
+    from: 2,
+    to: 1,
+    meta,
+    offset: 0,
+    length: 1,
+    done: true,
+    data: bytes('s'),
+  });
+  s.take(false);
+  s.core.step({
+    type: 'append',
+    term: 2,
+    from: 2,
+    to: 1,
+    prevIndex: 5,
+    prevTerm: 2,
+    entries: entriesOf([2, 2], 6),
+    commit: 7,
+  });
+  const rd = s.take(true);
+  assert.equal(
+    rd.logWrite?.entries.map((e) => e.index),
+    [6, 7],
+  );
+  assert.is(rd.messagesAfterPersist.filter((m) => m.type === 'appendResponse').length, 1);
+  assert.equal(s.take().committed, [], 'nothing applied before the install is confirmed');
+  s.core.snapshotInstalled(meta);
+  assert.equal(
+    s.take().committed.map((e) => e.index),
+    [6, 7],
+  );
+});
+
 test('a driver that lost its snapshot reports it; the leader restarts the transfer with its newest one', () => {
   const c = new Cluster({ ids: [1, 2, 3], options: { snapshotChunkBytes: 8 } });
   c.elect(1);
