@@ -249,6 +249,34 @@ test('leader removal: it commits its removal, steps down, hands off with Timeout
   assert.is(text(c.node(l === 2 ? 3 : 2).applied.get(c.core(l).commitIndex)), 'y');
 });
 
+test('a leader that loses leadership before its self-removal commits campaigns again to finish it', () => {
+  const c = new Cluster({ ids: [1, 2, 3] });
+  c.elect(1);
+  assert.ok(c.core(1).proposeConfChange({ type: 'remove', node: 3 }).ok);
+  c.stabilize();
+  c.tick([1]);
+  c.stabilize();
+  assert.equal(c.core(2).status().conf.voters, [1, 2]);
+  // The self-removal reaches no one: only node 1 holds it, and CheckQuorum unseats it.
+  c.partition([1], [2, 3]);
+  assert.ok(c.core(1).proposeConfChange({ type: 'remove', node: 1 }).ok);
+  for (let i = 0; i < 3 * T; i++) {
+    c.tick([1, 2]);
+    c.stabilize();
+  }
+  assert.not.equal(c.core(1).currentRole, 'leader');
+  c.heal();
+  // Node 2 needs node 1's vote, which it cannot get (node 1's log is longer); node 1, a voter
+  // until its removal commits, wins by node 2's vote, commits the removal, and hands over.
+  for (let i = 0; i < 10 * T && !(c.leader() === 2 && c.core(2).status().conf.voters.length === 1); i++) {
+    c.tick([1, 2]);
+    c.stabilize();
+  }
+  assert.is(c.leader(), 2);
+  assert.equal(c.core(2).status().conf, { voters: [2], learners: [] });
+  assert.is(c.core(1).currentRole, 'follower');
+});
+
 test('a removed follower that never learns of its removal cannot disrupt the cluster', () => {
   const c = new Cluster({ ids: [1, 2, 3, 4] });
   c.elect(1);
