@@ -46,7 +46,11 @@ export type SnapshotWork =
    */
   | { type: 'install'; meta: SnapshotMeta };
 
-/** The outcome of a linearizable read request made through readIndex(context). */
+/**
+ * The outcome of a linearizable read request made through readIndex(context). A forwarded
+ * read whose message the network duplicated may be answered more than once (each answer is
+ * valid): the driver acts on the first and ignores contexts it no longer waits for.
+ */
 export type ReadResult =
   /** Serve the read once the local state machine has applied through `index`. */
   | { type: 'ready'; context: number; index: number }

@@ -67,7 +67,7 @@ function actionArb(n: number, membership: boolean): fc.Arbitrary<Action> {
         count: fc.integer({ min: 1, max: 3 }),
       }),
     },
-    { weight: 1, arbitrary: fc.record({ t: fc.constant('read' as const), node }) },
+    { weight: 3, arbitrary: fc.record({ t: fc.constant('read' as const), node }) },
     {
       weight: 1,
       arbitrary: fc.record({ t: fc.constant('partition' as const), mask: fc.nat({ max: (1 << n) - 1 }) }),
@@ -160,7 +160,10 @@ export class World {
       }
       case 'read': {
         const n = c.node(a.node);
-        if (n.alive) n.core.readIndex(++this.reads);
+        if (!n.alive) break;
+        const context = ++this.reads;
+        // Linearizability: the read must see everything committed before it was asked.
+        if (n.core.readIndex(context).ok) this.readFloor.set(context, this.maxCommitted);
         break;
       }
       case 'partition': {
@@ -216,11 +219,25 @@ export class World {
 
   installs = 0;
   repairs = 0;
+  readsServed = 0;
+  /** Highest index known committed anywhere (after the last check). */
+  maxCommitted = 0;
+  /** For each read asked: maxCommitted at the time it was asked. */
+  readFloor = new Map<number, number>();
 
   ready(n: TestNode): void {
     const rd = n.processReady();
     if (!rd) return;
     for (const w of rd.snapshot) if (w.type === 'install') this.installs++;
+    for (const r of rd.reads) {
+      if (r.type !== 'ready') continue;
+      // A duplicated forward may be answered twice; every answer must respect the floor.
+      const floor = this.readFloor.get(r.context);
+      if (floor === undefined) throw new Error(`read ${r.context} served but never asked (node ${n.id})`);
+      if (r.index < floor)
+        throw new Error(`read ${r.context} at index ${r.index} misses committed index ${floor}`);
+      this.readsServed++;
+    }
     for (const e of rd.committed) if (e.type === 'config' && n.id === this.c.leader()) this.confChanges++;
     if (rd.repairedPast !== undefined) {
       this.repairMarker.delete(n.id);
@@ -242,6 +259,7 @@ export class World {
         const v = describe(n, i);
         if (v === undefined) continue;
         const prev = this.committed.get(i);
+        if (i > this.maxCommitted) this.maxCommitted = i;
         if (prev === undefined) this.committed.set(i, v);
         else if (prev !== v) throw new Error(`index ${i} committed as ${prev} and ${v} (node ${n.id})`);
       }
@@ -372,7 +390,7 @@ for (const r of REGRESSIONS) {
   });
 }
 
-const stats = { runs: 0, terms: 0, committed: 0, installs: 0, restarts: 0, repairs: 0, confs: 0 };
+const stats = { runs: 0, terms: 0, committed: 0, installs: 0, restarts: 0, repairs: 0, confs: 0, reads: 0 };
 
 /** Runs one schedule, checking after every step; used by the property and to replay counterexamples. */
 export function replay(size: number, seed: number, actions: Action[], membership = false): World {
@@ -409,6 +427,7 @@ for (const { size, membership, name } of VARIANTS) {
           stats.installs += w.installs;
           stats.repairs += w.repairs;
           stats.confs += w.confChanges;
+          stats.reads += w.readsServed;
           stats.restarts += [...w.c.nodes.values()].reduce((s, n) => s + n.restarts, 0);
         },
       ),
@@ -422,7 +441,7 @@ test.after(() => {
   console.log(
     `property runs ${stats.runs}: leaders ${stats.terms}, committed indexes ${stats.committed}, ` +
       `snapshot installs ${stats.installs}, restarts ${stats.restarts}, lost-entry repairs ${stats.repairs}, ` +
-      `config changes committed ${stats.confs}`,
+      `config changes committed ${stats.confs}, linearizable reads served ${stats.reads}`,
   );
 });
 
