@@ -134,8 +134,9 @@ export class RaftCore {
   private peers: Progress[] = [];
   /** Voters' progress (self included when a voter), for quorums. */
   private voterProgress: Progress[] = [];
-  private readonly quorumValues = new Float64Array(16);
-  private readonly quorumScratch = new Float64Array(16);
+  /** Scratch for quorum arithmetic, grown with the voter count (no allocation per use). */
+  private quorumValues = new Float64Array(8);
+  private quorumScratch = new Float64Array(8);
   /** Index of this leader's first entry (its no-op): commit ≥ it means "committed in my term". */
   private termStartIndex = 0;
   private transferee: NodeId = 0;
@@ -1233,7 +1234,10 @@ export class RaftCore {
       if (pr.id !== this.id) this.peers.push(pr);
       if (isVoter(conf, pr.id)) this.voterProgress.push(pr);
     }
-    check(this.voterProgress.length <= this.quorumValues.length, 'invariant', 'too many voters');
+    if (this.voterProgress.length > this.quorumValues.length) {
+      this.quorumValues = new Float64Array(this.voterProgress.length);
+      this.quorumScratch = new Float64Array(this.voterProgress.length);
+    }
     // The quorums changed: a removed laggard may let commit and reads advance.
     if (this.voterProgress.length > 0) {
       this.maybeCommit();

@@ -642,6 +642,16 @@ test('lost acknowledged entries: the node neither votes nor campaigns until repa
   for (const id of [1, 2, 3]) assert.is(text(c.node(id).applied.get(committed)), 'acked');
 });
 
+test('a 21-voter cluster elects, commits and tolerates 10 failures', () => {
+  const ids = Array.from({ length: 21 }, (_, i) => i + 1);
+  const c = new Cluster({ ids });
+  const l = c.electLeader();
+  for (const id of ids.filter((id) => id !== l).slice(0, 10)) c.node(id).crash();
+  c.propose(l, 'wide');
+  c.stabilize();
+  assert.is(text(c.node(l).applied.get(2)), 'wide');
+});
+
 // ---- Bad input ----
 
 test('bad input gets a typed error and changes nothing', () => {
