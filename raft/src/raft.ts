@@ -1038,7 +1038,8 @@ export class RaftCore {
         // A full pipeline whose messages were lost would wait forever: let one append through.
         if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
         if (pr.match < this.log.lastIndex()) pr.forceAppend = true;
-        if (m.readSeq > pr.readSeqAcked) {
+        // A round we have not started yet cannot be answered: ignore such a claim.
+        if (m.readSeq > pr.readSeqAcked && m.readSeq <= this.readSeq) {
           pr.readSeqAcked = m.readSeq;
           if (!pr.isLearner) this.confirmReads();
         }
@@ -1056,7 +1057,8 @@ export class RaftCore {
 
   private handleAppendResponse(m: AppendResponse): void {
     const pr = this.progress.get(m.from);
-    if (!pr) return;
+    // No correct follower acknowledges past our log in our term: ignore rather than trust it.
+    if (!pr || (!m.reject && m.index > this.log.lastIndex())) return;
     pr.recentActive = true;
     if (m.reject) {
       if (pr.state === 'snapshot') return;

@@ -756,6 +756,42 @@ test('bad input gets a typed error and changes nothing', () => {
   );
 });
 
+test('answers no correct peer could send are ignored by the leader', () => {
+  const s = new Solo(1, [1, 2, 3]);
+  s.becomeLeader();
+  s.core.step({
+    type: 'appendResponse',
+    term: 1,
+    from: 2,
+    to: 1,
+    index: 99,
+    reject: false,
+    hintIndex: 0,
+    hintTerm: 0,
+  });
+  assert.is(s.core.status().progress.find((p) => p.id === 2)?.match, 0);
+  s.core.step({
+    type: 'appendResponse',
+    term: 1,
+    from: 2,
+    to: 1,
+    index: 1,
+    reject: false,
+    hintIndex: 0,
+    hintTerm: 0,
+  });
+  s.take();
+  s.core.readIndex(5);
+  s.take();
+  s.core.step({ type: 'heartbeatResponse', term: 1, from: 3, to: 1, readSeq: 1000 });
+  s.core.step({ type: 'heartbeatResponse', term: 1, from: 2, to: 1, readSeq: 1000 });
+  assert.equal(
+    s.take().reads.map((r) => r.context),
+    [],
+    'a future read round confirms nothing',
+  );
+});
+
 test('restart from durable state: term, vote and log survive; configuration is rebuilt from the log', () => {
   const c = new Cluster({ ids: [1, 2, 3] });
   c.elect(1);
