@@ -100,7 +100,7 @@ export class World {
   readonly membership: boolean;
   confChanges = 0;
 
-  constructor(n: number, seed: number, membership = false) {
+  constructor(n: number, seed: number, membership = false, smallLimits = true) {
     this.ids = Array.from({ length: n }, (_, i) => i + 1);
     this.membership = membership;
     this.c = new Cluster({
@@ -109,7 +109,14 @@ export class World {
       conf: membership ? { voters: this.ids.slice(0, -1), learners: [] } : undefined,
       seed,
       autoPersist: false,
-      options: { electionTimeoutTicks: 5, heartbeatTicks: 1, snapshotChunkBytes: 7, snapshotStallTicks: 6 },
+      options: {
+        electionTimeoutTicks: 5,
+        heartbeatTicks: 1,
+        snapshotChunkBytes: 7,
+        snapshotStallTicks: 6,
+        // Small limits, so flow control and multi-message pipelines are exercised too.
+        ...(smallLimits ? { maxSizePerMsgBytes: 8, maxInflightMsgs: 3 } : {}),
+      },
     });
   }
 
@@ -382,19 +389,33 @@ function logMatching(a: TestNode, b: TestNode): void {
 // Counterexamples the property test once found, kept as regression cases (bug, seed, schedule).
 const REGRESSIONS = JSON.parse(
   readFileSync(new URL('../../../raft/test/property-regressions.json', import.meta.url), 'utf8'),
-) as { why: string; size: number; seed: number; actions: Action[]; membership?: boolean }[];
+) as {
+  why: string;
+  size: number;
+  seed: number;
+  actions: Action[];
+  membership?: boolean;
+  /** Found with the small flow-control limits (false for the cases found before they existed). */
+  smallLimits?: boolean;
+}[];
 
 for (const r of REGRESSIONS) {
   test(`regression: ${r.why}`, () => {
-    replay(r.size, r.seed, r.actions, r.membership ?? false);
+    replay(r.size, r.seed, r.actions, r.membership ?? false, r.smallLimits ?? false);
   });
 }
 
 const stats = { runs: 0, terms: 0, committed: 0, installs: 0, restarts: 0, repairs: 0, confs: 0, reads: 0 };
 
 /** Runs one schedule, checking after every step; used by the property and to replay counterexamples. */
-export function replay(size: number, seed: number, actions: Action[], membership = false): World {
-  const w = new World(size, seed, membership);
+export function replay(
+  size: number,
+  seed: number,
+  actions: Action[],
+  membership = false,
+  smallLimits = true,
+): World {
+  const w = new World(size, seed, membership, smallLimits);
   for (const [i, a] of actions.entries()) {
     try {
       w.apply(a);
