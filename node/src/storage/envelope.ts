@@ -10,7 +10,10 @@ export const ENVELOPE_VERSION = 1;
 /** Four ASCII characters as a u32 (file magics). */
 export function magic(tag: string): number {
   if (tag.length !== 4) throw new Error(`magic tag must be 4 characters: ${tag}`);
-  return ((tag.charCodeAt(0) << 24) | (tag.charCodeAt(1) << 16) | (tag.charCodeAt(2) << 8) | tag.charCodeAt(3)) >>> 0;
+  return (
+    ((tag.charCodeAt(0) << 24) | (tag.charCodeAt(1) << 16) | (tag.charCodeAt(2) << 8) | tag.charCodeAt(3)) >>>
+    0
+  );
 }
 
 export function sealEnvelope(core: Core, magicValue: number, payload: Uint8Array): Uint8Array {
@@ -33,11 +36,13 @@ export function openEnvelope(
   if (bytes.length < HEADER_BYTES + CRC_BYTES) return { ok: false, why: `only ${bytes.length} bytes` };
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (view.getUint32(0) !== magicValue) return { ok: false, why: 'bad magic' };
-  if (view.getUint16(4) !== ENVELOPE_VERSION) return { ok: false, why: `unknown version ${view.getUint16(4)}` };
+  if (view.getUint16(4) !== ENVELOPE_VERSION)
+    return { ok: false, why: `unknown version ${view.getUint16(4)}` };
   const length = view.getUint32(8);
   if (HEADER_BYTES + length + CRC_BYTES !== bytes.length)
     return { ok: false, why: `length ${length} does not match file size ${bytes.length}` };
   const crc = view.getUint32(HEADER_BYTES + length);
-  if (core.crc32c(bytes.subarray(0, HEADER_BYTES + length)) !== crc) return { ok: false, why: 'CRC mismatch' };
+  if (core.crc32c(bytes.subarray(0, HEADER_BYTES + length)) !== crc)
+    return { ok: false, why: 'CRC mismatch' };
   return { ok: true, payload: bytes.subarray(HEADER_BYTES, HEADER_BYTES + length) };
 }

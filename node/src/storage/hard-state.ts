@@ -5,8 +5,8 @@
 // is reported as such: never read as "no vote" (a reset vote could vote twice in a term).
 import type { Core } from '../../../core-wasm/src/index.js';
 import type { HardState } from '../../../raft/src/types.js';
-import { StorageError } from './errors.js';
 import { magic, openEnvelope, sealEnvelope } from './envelope.js';
+import { StorageError } from './errors.js';
 import { type FileSystem, joinPath, readFile, removeIfExists, writeFileAtomic } from './fs.js';
 
 export const HARD_STATE_FILE = 'state';
@@ -22,7 +22,10 @@ export function checkHardState(hs: HardState): void {
   for (const k of ['term', 'vote', 'commit'] as const) {
     const v = hs[k];
     if (!Number.isSafeInteger(v) || v < 0)
-      throw new StorageError('INVALID_ARGUMENT', `hard state ${k} must be a non-negative integer, got ${String(v)}`);
+      throw new StorageError(
+        'INVALID_ARGUMENT',
+        `hard state ${k} must be a non-negative integer, got ${String(v)}`,
+      );
   }
 }
 
@@ -39,7 +42,8 @@ export function encodeHardState(core: Core, hs: HardState): Uint8Array {
 export function decodeHardState(core: Core, bytes: Uint8Array): HardStateLoad {
   const env = openEnvelope(core, HARD_STATE_MAGIC, bytes);
   if (!env.ok) return { kind: 'corrupt', why: env.why };
-  if (env.payload.length !== PAYLOAD_BYTES) return { kind: 'corrupt', why: `payload of ${env.payload.length} bytes` };
+  if (env.payload.length !== PAYLOAD_BYTES)
+    return { kind: 'corrupt', why: `payload of ${env.payload.length} bytes` };
   const dv = new DataView(env.payload.buffer, env.payload.byteOffset, PAYLOAD_BYTES);
   const hardState = { term: dv.getFloat64(0), vote: dv.getFloat64(8), commit: dv.getFloat64(16) };
   try {

@@ -198,7 +198,8 @@ export class MemFileSystem implements FileSystem {
   corruptByte(path: string, position: number, xorMask = 0x01): void {
     const inode = this.inodeAt(path);
     if (inode.pending.length > 0) throw new FsError('INVALID', 'file has unsynced writes', path);
-    if (position < 0 || position >= inode.size) throw new FsError('INVALID', `position ${position} outside file`, path);
+    if (position < 0 || position >= inode.size)
+      throw new FsError('INVALID', `position ${position} outside file`, path);
     inode.data[position]! ^= xorMask;
   }
 
@@ -256,8 +257,10 @@ export class MemFileSystem implements FileSystem {
     if (!node) throw new FsError('NOT_FOUND', 'no such file', from);
     if (src.name === dst.name) return;
     const prevTo = src.dir.entries.get(dst.name);
-    if (prevTo instanceof Dir && !(node instanceof Dir)) throw new FsError('IS_A_DIRECTORY', 'target is a directory', to);
-    if (prevTo instanceof Dir && prevTo.entries.size > 0) throw new FsError('NOT_EMPTY', 'target not empty', to);
+    if (prevTo instanceof Dir && !(node instanceof Dir))
+      throw new FsError('IS_A_DIRECTORY', 'target is a directory', to);
+    if (prevTo instanceof Dir && prevTo.entries.size > 0)
+      throw new FsError('NOT_EMPTY', 'target not empty', to);
     this.dirChange(src.dir, { kind: 'rename', from: src.name, to: dst.name, node, prevTo });
   }
 
@@ -266,7 +269,8 @@ export class MemFileSystem implements FileSystem {
     const { dir, name } = this.parentOf(path);
     const node = dir.entries.get(name);
     if (!node) throw new FsError('NOT_FOUND', 'no such file', path);
-    if (node instanceof Dir && node.entries.size > 0) throw new FsError('NOT_EMPTY', 'directory not empty', path);
+    if (node instanceof Dir && node.entries.size > 0)
+      throw new FsError('NOT_EMPTY', 'directory not empty', path);
     this.dirChange(dir, { kind: 'delete', name, prev: node });
   }
 
@@ -333,7 +337,8 @@ export class MemFileSystem implements FileSystem {
     const undoSize = inode.size;
     if (op.kind === 'write') {
       const overlapEnd = Math.min(undoSize, op.position + op.bytes.length);
-      const undoBytes = op.position < overlapEnd ? inode.data.slice(op.position, overlapEnd) : new Uint8Array(0);
+      const undoBytes =
+        op.position < overlapEnd ? inode.data.slice(op.position, overlapEnd) : new Uint8Array(0);
       inode.writeAt(op.position, op.bytes);
       inode.pending.push({ ...op, undoSize, undoBytes });
     } else {
@@ -352,7 +357,8 @@ export class MemFileSystem implements FileSystem {
   applyReadFaults(path: string, buf: Uint8Array, n: number): number {
     const f = this.readFaults;
     if (!f || n === 0 || (f.paths && !f.paths(path))) return n;
-    if (f.shortReadProbability && n > 1 && chance(this.prng, f.shortReadProbability)) n = 1 + randomInt(this.prng, n - 1);
+    if (f.shortReadProbability && n > 1 && chance(this.prng, f.shortReadProbability))
+      n = 1 + randomInt(this.prng, n - 1);
     if (f.bitFlipProbability && chance(this.prng, f.bitFlipProbability)) {
       buf[randomInt(this.prng, n)]! ^= 1 << randomInt(this.prng, 8);
     }
@@ -372,7 +378,8 @@ export class MemFileSystem implements FileSystem {
     }
     inode.pending = [];
     const replay = (op: DataOp, prefix = -1): void => {
-      if (op.kind === 'write') inode.writeAt(op.position, prefix < 0 ? op.bytes : op.bytes.subarray(0, prefix));
+      if (op.kind === 'write')
+        inode.writeAt(op.position, prefix < 0 ? op.bytes : op.bytes.subarray(0, prefix));
       else inode.setSize(op.size);
     };
     switch (mode) {
@@ -382,7 +389,8 @@ export class MemFileSystem implements FileSystem {
         const cut = randomInt(this.prng, ops.length + 1);
         for (let i = 0; i < cut; i++) replay(ops[i]!);
         const torn = ops[cut];
-        if (torn?.kind === 'write' && torn.bytes.length > 0) replay(torn, randomInt(this.prng, torn.bytes.length));
+        if (torn?.kind === 'write' && torn.bytes.length > 0)
+          replay(torn, randomInt(this.prng, torn.bytes.length));
         break;
       }
       case 'reorder':
@@ -499,7 +507,11 @@ class MemFile implements FileHandle {
 
   private async begin(kind: FsOpKind, mutating: boolean, bytes?: number): Promise<void> {
     this.live();
-    await this.fs.begin({ kind, path: this.path, ...(bytes === undefined ? {} : { bytes }) }, mutating, this.epoch);
+    await this.fs.begin(
+      { kind, path: this.path, ...(bytes === undefined ? {} : { bytes }) },
+      mutating,
+      this.epoch,
+    );
     this.live();
   }
 

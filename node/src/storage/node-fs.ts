@@ -1,8 +1,23 @@
 // The FileSystem seam over node:fs: the real disk. Paths are used as given (relative
 // paths resolve against the process's working directory).
 import { constants, readSync } from 'node:fs';
-import { type FileHandle as NodeFileHandle, open, readdir, rename, rm, stat, mkdir as mkdirNode } from 'node:fs/promises';
-import { byteLength, type FileHandle, type FileSystem, FsError, type FsErrorCode, type OpenOptions } from './fs.js';
+import {
+  mkdir as mkdirNode,
+  type FileHandle as NodeFileHandle,
+  open,
+  readdir,
+  rename,
+  rm,
+  stat,
+} from 'node:fs/promises';
+import {
+  byteLength,
+  type FileHandle,
+  type FileSystem,
+  FsError,
+  type FsErrorCode,
+  type OpenOptions,
+} from './fs.js';
 
 function codeOf(e: unknown): FsErrorCode {
   switch ((e as NodeJS.ErrnoException)?.code) {

@@ -45,7 +45,10 @@ export function resolveOptions(partial: Partial<StorageOptions> = {}): StorageOp
   const positive = (name: keyof StorageOptions, max = Number.MAX_SAFE_INTEGER): void => {
     const v = o[name];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > max)
-      throw new StorageError('INVALID_ARGUMENT', `option ${name} must be an integer in [1, ${max}], got ${String(v)}`);
+      throw new StorageError(
+        'INVALID_ARGUMENT',
+        `option ${name} must be an integer in [1, ${max}], got ${String(v)}`,
+      );
   };
   positive('segmentBytes', MAX_SEGMENT_BYTES);
   positive('indexIntervalBytes');

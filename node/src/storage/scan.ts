@@ -162,7 +162,12 @@ export async function scanSegment(p: ScanParams): Promise<SegmentScan> {
     // Stopped inside `buf`: a batch straddling the chunk's end, or a bad batch.
     const rest = buf.subarray(scan.validBytes);
     const size = rest.length >= 12 ? batchSizeAt(dataView(rest), 0) : -1;
-    if (scan.error.code === 'TRUNCATED' && size >= BATCH_HEADER_BYTES && size <= MAX_BATCH_BYTES && pos + size <= end) {
+    if (
+      scan.error.code === 'TRUNCATED' &&
+      size >= BATCH_HEADER_BYTES &&
+      size <= MAX_BATCH_BYTES &&
+      pos + size <= end
+    ) {
       const whole = await readFully(p.file, pos, size);
       scan = await validate(whole);
       if (scan.error === null) {
@@ -181,7 +186,8 @@ export async function scanSegment(p: ScanParams): Promise<SegmentScan> {
     out.stop = { position: pos, code: scan.error!.code, message: scan.error!.message };
     return out;
   }
-  if (pos < end && !out.stop) out.stop = { position: pos, code: 'TRUNCATED', message: `file ends inside a batch at ${pos}` };
+  if (pos < end && !out.stop)
+    out.stop = { position: pos, code: 'TRUNCATED', message: `file ends inside a batch at ${pos}` };
   return out;
 }
 

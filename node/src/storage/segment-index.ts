@@ -52,7 +52,13 @@ export class SparseIndex {
     // Invariant: entries ascend in all three columns.
     if (this.count > 0) {
       const last = this.count - 1;
-      if (!(relOffset > this.relOffsets[last]! && position > this.positions[last]! && relIndex > this.relIndexes[last]!))
+      if (
+        !(
+          relOffset > this.relOffsets[last]! &&
+          position > this.positions[last]! &&
+          relIndex > this.relIndexes[last]!
+        )
+      )
         throw new Error(`sparse index entries must ascend (${relOffset}, ${position}, ${relIndex})`);
     }
     const n = this.count + 1;
@@ -116,7 +122,12 @@ export interface IndexFile {
   runs: TermRunList;
 }
 
-export function encodeIndexFile(core: Core, footer: IndexFooter, index: SparseIndex, runs: TermRunList): Uint8Array {
+export function encodeIndexFile(
+  core: Core,
+  footer: IndexFooter,
+  index: SparseIndex,
+  runs: TermRunList,
+): Uint8Array {
   const runCount = runs.terms.length;
   const total = index.count * ENTRY_BYTES + runCount * RUN_BYTES + INDEX_FOOTER_BYTES;
   const out = new Uint8Array(total);
@@ -165,7 +176,10 @@ export function decodeIndexFile(core: Core, bytes: Uint8Array): IndexFile | null
     const pos = dv.getUint32(p + 4);
     const ri = dv.getUint32(p + 8);
     const last = index.count - 1;
-    if (last >= 0 && !(rel > index.relOffsets[last]! && pos > index.positions[last]! && ri > index.relIndexes[last]!))
+    if (
+      last >= 0 &&
+      !(rel > index.relOffsets[last]! && pos > index.positions[last]! && ri > index.relIndexes[last]!)
+    )
       return null;
     index.add(rel, pos, ri);
   }
