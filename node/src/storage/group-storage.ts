@@ -23,11 +23,11 @@ import type { Entry, HardState, LogReader, SnapshotMeta } from '../../../raft/sr
 import { baseOffsetAt, crcAt, dataView, lastOffsetAt, maxTimestampAt } from './batch-fields.js';
 import { type CompactionPolicy, type CompactionResult, compactKeys } from './compaction.js';
 import { fromStoredBatch, toStoredBatch } from './entry-codec.js';
-import { StorageError } from './errors.js';
+import { CorruptRead, StorageError } from './errors.js';
 import { dirName, type FileSystem, joinPath, readFile, readFully, removeIfExists } from './fs.js';
 import { checkHardState, loadHardState, saveHardState } from './hard-state.js';
 import { type Manifest, type SnapshotRecord, saveManifest } from './manifest.js';
-import { resolveOptions, type StorageOptions } from './options.js';
+import { READ_ATTEMPTS, resolveOptions, type StorageOptions } from './options.js';
 import { type Damage, emptyReport, type RecoveredLog, type RecoveryReport, recoverLog } from './recovery.js';
 import { batchesAsync, batchesSync, Segment } from './segment.js';
 import { encodeIndexFile, NO_INDEX } from './segment-index.js';
@@ -257,7 +257,11 @@ export class GroupStorage implements LogReader {
     let i = lo;
     if (i < cacheFirst) {
       const stop = Math.min(hi, cacheFirst);
-      i = this.readEntriesSync(i, stop, limit, out, bytes);
+      i = this.retryingRead(() => {
+        out.length = 0;
+        bytes.n = 0;
+        return this.readEntriesSync(lo, stop, limit, out, bytes);
+      });
       if (i < stop) return out;
     }
     for (; i < hi; i++) {
@@ -292,7 +296,7 @@ export class GroupStorage implements LogReader {
     this.checkUsable();
     if (!Number.isInteger(index) || index < this.first || index > this.last)
       throw new StorageError('INDEX_OUT_OF_RANGE', `index ${index} outside [${this.first}, ${this.last}]`);
-    const loc = this.locate(index);
+    const loc = this.retryingRead(() => this.locate(index));
     return { baseOffset: loc.baseOffset, lastOffset: loc.lastOffset };
   }
 
@@ -382,8 +386,9 @@ export class GroupStorage implements LogReader {
         `truncateSuffix(${index}) outside [${this.first}, ${this.last + 1}]`,
       );
     if (index === this.last + 1) return;
-    const cut = this.locate(index);
-    const before = index - 1 >= cut.segment.firstIndex ? this.locate(index - 1) : null;
+    const cut = this.retryingRead(() => this.locate(index));
+    const before =
+      index - 1 >= cut.segment.firstIndex ? this.retryingRead(() => this.locate(index - 1)) : null;
     // Segments after the one holding the cut leave the view.
     const at = this.segments.indexOf(cut.segment);
     for (const seg of this.segments.splice(at + 1)) this.doomed.push(seg);
@@ -512,17 +517,43 @@ export class GroupStorage implements LogReader {
     for (const l of this.damageListeners) l(d);
   }
 
-  private corruptRead(seg: Segment, position: number, detail: string): StorageError {
-    const d: Damage = {
+  private corruptRead(seg: Segment, position: number, detail: string): CorruptRead {
+    return new CorruptRead(joinPath(`g${this.manifest.generation}`, seg.logName), position, detail);
+  }
+
+  private readDamage(e: CorruptRead): StorageError {
+    this.reportDamage({
       reason: 'read',
       lastIndexBefore: this.last,
       lastOffsetBefore: this.next - 1,
-      file: joinPath(`g${this.manifest.generation}`, seg.logName),
-      position,
-      detail,
-    };
-    this.reportDamage(d);
-    return new StorageError('CORRUPT', `${d.file} at ${position}: ${detail}`);
+      file: e.file,
+      position: e.position,
+      detail: e.detail,
+    });
+    return e;
+  }
+
+  /** Runs a read; a failed validation is retried (READ_ATTEMPTS in all), then reported as damage. */
+  private retryingRead<T>(read: () => T): T {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return read();
+      } catch (e) {
+        if (!(e instanceof CorruptRead)) throw e;
+        if (attempt >= READ_ATTEMPTS) throw this.readDamage(e);
+      }
+    }
+  }
+
+  private async retryingReadAsync<T>(read: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await read();
+      } catch (e) {
+        if (!(e instanceof CorruptRead)) throw e;
+        if (attempt >= READ_ATTEMPTS) throw this.readDamage(e);
+      }
+    }
   }
 
   private checkUsable(): void {
@@ -849,7 +880,12 @@ export class GroupStorage implements LogReader {
         const scan = this.core.scanBatches(b.bytes);
         if (scan.validBytes !== b.bytes.length)
           throw this.corruptRead(seg, b.position, `entry ${i}: ${scan.error?.message ?? 'invalid batch'}`);
-        const entry = fromStoredBatch(this.core, i, b.bytes);
+        let entry: Entry;
+        try {
+          entry = fromStoredBatch(this.core, i, b.bytes);
+        } catch (e) {
+          throw this.corruptRead(seg, b.position, `entry ${i}: ${(e as Error).message}`);
+        }
         // Pair assertion: the term in the batch (outside its CRC) matches the term runs.
         if (entry.term !== this.termRuns.termAt(i))
           throw this.corruptRead(
@@ -900,7 +936,7 @@ export class GroupStorage implements LogReader {
 
     for (let slot = this.segmentSlotForOffset(offset); slot >= 0 && slot < this.segments.length; slot++) {
       const seg = this.segments[slot]!;
-      const result = await this.readFromSegment(seg, offset, end, limit);
+      const result = await this.retryingReadAsync(() => this.readFromSegment(seg, offset, end, limit));
       if (result) return result;
       // Nothing at or after `offset` in this segment (compaction left a gap at its end): try the next.
     }

@@ -37,6 +37,13 @@ export const DEFAULT_OPTIONS: Readonly<StorageOptions> = {
   recovery: 'tail',
 };
 
+/**
+ * A stored batch that fails validation is read this many times before it counts as
+ * damage: a read can be faulty where the disk is not (a flipped bit on the bus, a bad
+ * cache line), and damage makes the node stop voting until repaired.
+ */
+export const READ_ATTEMPTS = 3;
+
 /** Positions in a segment and in its index are u32, so a segment stays below 2^31 bytes (with headroom). */
 export const MAX_SEGMENT_BYTES = 2 ** 31;
 

@@ -20,6 +20,7 @@ import {
   maxTimestampAt,
 } from './batch-fields.js';
 import { type FileHandle, readFully } from './fs.js';
+import { READ_ATTEMPTS } from './options.js';
 import { SparseIndex, TermRunList } from './segment-index.js';
 
 export interface ScanParams {
@@ -150,7 +151,8 @@ export async function scanSegment(p: ScanParams): Promise<SegmentScan> {
   };
 
   let pos = 0; // file position of the first byte not yet validated
-  let retriedAt = -1;
+  let retryAt = -1;
+  let attempts = 0;
   while (pos < end) {
     const buf = await chunkAt(pos);
     if (buf.length === 0) break; // the file shrank under us: treat the rest as absent
@@ -177,9 +179,10 @@ export async function scanSegment(p: ScanParams): Promise<SegmentScan> {
         continue;
       }
     }
-    if (retriedAt !== pos) {
-      // A read can be faulty where the disk is not: read once more before judging the batch.
-      retriedAt = pos;
+    // A read can be faulty where the disk is not: read again before judging the batch.
+    attempts = retryAt === pos ? attempts + 1 : 1;
+    retryAt = pos;
+    if (attempts < READ_ATTEMPTS) {
       prefetch = null;
       continue;
     }

@@ -11,7 +11,7 @@
 // A truncation below flushedBytes sets `truncateTo`, and the flusher truncates the file
 // (durably) before it writes anything after it.
 import { BATCH_HEADER_BYTES, batchSizeAt, dataView } from './batch-fields.js';
-import { StorageError } from './errors.js';
+import { CorruptRead } from './errors.js';
 import { type FileHandle, readFully, readFullySync } from './fs.js';
 import { SparseIndex, segmentFileName, TermRunList } from './segment-index.js';
 
@@ -156,10 +156,7 @@ export interface ReadBatch {
 
 function checkBatchSize(seg: Segment, position: number, size: number, limit: number): void {
   if (size < BATCH_HEADER_BYTES || position + size > limit)
-    throw new StorageError(
-      'CORRUPT',
-      `segment ${seg.logName}: batch at ${position} claims ${size} bytes, past the written end ${limit}`,
-    );
+    throw new CorruptRead(seg.logName, position, `batch claims ${size} bytes, past the written end ${limit}`);
 }
 
 /**
@@ -177,7 +174,7 @@ export function* batchesSync(
   let pos = position;
   while (pos < limit) {
     const window = readFullySync(file, pos, Math.min(windowBytes, limit - pos));
-    if (window.length < 12) throw new StorageError('CORRUPT', `segment ${seg.logName}: short read at ${pos}`);
+    if (window.length < 12) throw new CorruptRead(seg.logName, pos, 'short read');
     const dv = dataView(window);
     let q = 0;
     while (q + 12 <= window.length) {
@@ -186,8 +183,7 @@ export function* batchesSync(
       if (q + size > window.length) {
         if (q > 0) break; // continue with a window starting at this batch
         const whole = readFullySync(file, pos, size);
-        if (whole.length !== size)
-          throw new StorageError('CORRUPT', `segment ${seg.logName}: short read at ${pos}`);
+        if (whole.length !== size) throw new CorruptRead(seg.logName, pos, 'short read');
         yield { bytes: whole, position: pos };
         q = size;
         break;
@@ -210,7 +206,7 @@ export async function* batchesAsync(
   let pos = position;
   while (pos < limit) {
     const window = await readFully(file, pos, Math.min(windowBytes, limit - pos));
-    if (window.length < 12) throw new StorageError('CORRUPT', `segment ${seg.logName}: short read at ${pos}`);
+    if (window.length < 12) throw new CorruptRead(seg.logName, pos, 'short read');
     const dv = dataView(window);
     let q = 0;
     while (q + 12 <= window.length) {
@@ -219,8 +215,7 @@ export async function* batchesAsync(
       if (q + size > window.length) {
         if (q > 0) break;
         const whole = await readFully(file, pos, size);
-        if (whole.length !== size)
-          throw new StorageError('CORRUPT', `segment ${seg.logName}: short read at ${pos}`);
+        if (whole.length !== size) throw new CorruptRead(seg.logName, pos, 'short read');
         yield { bytes: whole, position: pos };
         q = size;
         break;
