@@ -7,8 +7,8 @@
 // The work runs beside appends: reading and decoding are asynchronous (decoding on the
 // CorePool when one is given), and only the final swap of each segment is queued with
 // the flusher. Crash safety per segment: write `<base>.log.cleaned`, fsync; remove the
-// old index and fsync the directory; rename the cleaned file over `<base>.log` (atomic)
-// and fsync the directory; write the new index. A crash leaves either the old segment or
+// old index; rename the cleaned file over `<base>.log` (atomic) and fsync the directory;
+// write the new index. A crash leaves either the old segment or
 // the new one (a leftover .cleaned is removed at open; a missing index is rebuilt).
 import type { DecodedRecord } from '../../../core-wasm/src/index.js';
 import { ATTR_CONTROL, attributesAt, dataView, lastOffsetAt, maxTimestampAt } from './batch-fields.js';
@@ -185,9 +185,10 @@ async function swapSegment(
     swapped = await storage.enqueue(async () => {
       const slot = storage.segments.indexOf(seg);
       if (storage.generationEpoch !== epoch || slot < 0) return false;
+      // The old index goes first; if its removal is lost in a crash, the trust rule rejects
+      // it anyway (its footer names the old file's size and last batch).
       await removeIfExists(fs, joinPath(genDir, seg.indexName));
       seg.indexFile = 'none';
-      await fs.syncDir(genDir);
       await fs.rename(cleanedPath, joinPath(genDir, seg.logName));
       await fs.syncDir(genDir);
       fresh.file = file;

@@ -1,4 +1,5 @@
 // Every limit of the storage layer, in one place, with units in the names.
+import { POOL_THRESHOLD_BYTES } from '../../../core-wasm/src/index.js';
 import { StorageError } from './errors.js';
 
 export interface StorageOptions {
@@ -32,7 +33,8 @@ export const DEFAULT_OPTIONS: Readonly<StorageOptions> = {
   maxReadBytes: 16 * 1024 * 1024,
   maxFlushBytes: 32 * 1024 * 1024,
   scanChunkBytes: 8 * 1024 * 1024,
-  poolMinBytes: 1024 * 1024,
+  // core-wasm measured where the pool's hop starts to pay off.
+  poolMinBytes: POOL_THRESHOLD_BYTES,
   snapshotSyncIntervalBytes: 8 * 1024 * 1024,
   recovery: 'tail',
 };
