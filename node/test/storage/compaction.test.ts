@@ -56,8 +56,10 @@ function recordsOf(index: number): Rec[] {
   // Keys that end deleted: long ago (the tombstone expires) and recently (it stays).
   if (index < 30) out.push({ key: `gone-${index % 5}`, value: `g${index}`, ts: NOW - 10 * DAY + index });
   else if (index < 40) out.push({ key: `gone-${index % 5}`, value: null, ts: NOW - 10 * DAY + index });
-  if (index >= 50 && index < 60) out.push({ key: `late-${index % 3}`, value: `l${index}`, ts: NOW - 1000 + index });
-  else if (index >= 60 && index < 66) out.push({ key: `late-${index % 3}`, value: null, ts: NOW - 1000 + index });
+  if (index >= 50 && index < 60)
+    out.push({ key: `late-${index % 3}`, value: `l${index}`, ts: NOW - 1000 + index });
+  else if (index >= 60 && index < 66)
+    out.push({ key: `late-${index % 3}`, value: null, ts: NOW - 1000 + index });
   return out;
 }
 
