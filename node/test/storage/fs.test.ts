@@ -157,10 +157,7 @@ m('torn: a prefix of the unsynced writes survives, the last one cut anywhere', a
     fs.crash('torn');
     const got = [...fs.fileBytes('a')];
     assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7, 8].slice(0, got.length), `seed ${seed}: not a prefix`);
-    assert.ok(
-      got.length >= 2 && got.length <= 7,
-      `seed ${seed}: the durable part is kept, the last write is torn`,
-    );
+    assert.ok(got.length >= 2, `seed ${seed}: the durable part is kept`);
     lengths.add(got.length);
   }
   assert.ok(lengths.size >= 5 && [3, 4, 5].some((n) => lengths.has(n)), `torn lengths vary: ${[...lengths]}`);
