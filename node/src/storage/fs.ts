@@ -92,11 +92,21 @@ export function baseName(path: string): string {
 }
 
 /**
+ * A buffer that is not zero-filled (every byte handed out is overwritten by a read; a
+ * shorter result is trimmed). A plain Uint8Array over its own memory: not a Buffer
+ * (whose slice() does not copy) and not a slice of Node's shared pool.
+ */
+function uninitialized(length: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(length);
+  return new Uint8Array(b.buffer, b.byteOffset, length);
+}
+
+/**
  * Reads exactly `length` bytes at `position`, looping over short reads; returns fewer
  * only at end of file.
  */
 export async function readFully(file: FileHandle, position: number, length: number): Promise<Uint8Array> {
-  const buf = new Uint8Array(length);
+  const buf = uninitialized(length);
   let done = 0;
   while (done < length) {
     const n = await file.read(buf.subarray(done), position + done);
@@ -108,7 +118,7 @@ export async function readFully(file: FileHandle, position: number, length: numb
 
 /** The synchronous form of `readFully`. */
 export function readFullySync(file: FileHandle, position: number, length: number): Uint8Array {
-  const buf = new Uint8Array(length);
+  const buf = uninitialized(length);
   let done = 0;
   while (done < length) {
     const n = file.readSync(buf.subarray(done), position + done);

@@ -105,13 +105,17 @@ interface Waiter {
 
 type Listener<T> = (value: T) => void;
 
+/** Reads go through windows of this size range (larger budgets take several windows). */
+const READ_WINDOW_MIN_BYTES = 64 * 1024;
+const READ_WINDOW_MAX_BYTES = 1024 * 1024;
+
 export class GroupStorage implements LogReader {
   /** @internal */ readonly fs: FileSystem;
   /** @internal */ readonly core: Core;
   /** @internal */ readonly pool: CorePool | undefined;
   /** @internal */ readonly dir: string;
   /** @internal */ readonly options: StorageOptions;
-  private readonly schedule: (run: () => void) => void;
+  /** @internal */ readonly schedule: (run: () => void) => void;
 
   /** @internal */ manifest!: Manifest;
   /** @internal */ genDir!: string;
@@ -789,8 +793,10 @@ export class GroupStorage implements LogReader {
 
   // ---- reading from segment files ----------------------------------------------------
 
+  /** Bytes per read window: enough for the budget, but a small request never reads megabytes. */
   private readWindowBytes(limit: number): number {
-    return Math.min(this.options.maxReadBytes, Math.max(64 * 1024, limit + this.options.indexIntervalBytes));
+    const wanted = Math.min(limit, READ_WINDOW_MAX_BYTES) + this.options.indexIntervalBytes;
+    return Math.min(this.options.maxReadBytes, Math.max(READ_WINDOW_MIN_BYTES, wanted));
   }
 
   /** @internal The last segment whose first Raft index is ≤ index. Segments' firstIndex ascend (NO_INDEX first). */
