@@ -156,7 +156,8 @@ export async function scanSegment(p: ScanParams): Promise<SegmentScan> {
   for (;;) {
     const jobs: { at: number; buf: Uint8Array; result: Promise<ScanResult> }[] = [];
     let readAt = from;
-    let next: Promise<Uint8Array> | null = readAt < end ? readFully(p.file, readAt, Math.min(p.chunkBytes, end - readAt)) : null;
+    let next: Promise<Uint8Array> | null =
+      readAt < end ? readFully(p.file, readAt, Math.min(p.chunkBytes, end - readAt)) : null;
     let failedAt = -1;
     /** Takes the oldest job's result; false once the scan stopped. */
     const settle = async (): Promise<boolean> => {
@@ -180,7 +181,12 @@ export async function scanSegment(p: ScanParams): Promise<SegmentScan> {
       if (cut === 0 && chunk.length >= 12) {
         // A batch larger than a chunk: read it whole if the file holds it.
         const size = batchSizeAt(dataView(chunk), 0);
-        if (size >= BATCH_HEADER_BYTES && size <= MAX_BATCH_BYTES && at + size <= end && size > chunk.length) {
+        if (
+          size >= BATCH_HEADER_BYTES &&
+          size <= MAX_BATCH_BYTES &&
+          at + size <= end &&
+          size > chunk.length
+        ) {
           chunk = await readFully(p.file, at, size);
           cut = chunk.length === size ? size : 0;
         }
@@ -207,7 +213,11 @@ export async function scanSegment(p: ScanParams): Promise<SegmentScan> {
     from = failedAt;
   }
   if (out.validBytes < end && !out.stop)
-    out.stop = { position: out.validBytes, code: 'TRUNCATED', message: `file ends inside a batch at ${out.validBytes}` };
+    out.stop = {
+      position: out.validBytes,
+      code: 'TRUNCATED',
+      message: `file ends inside a batch at ${out.validBytes}`,
+    };
   return out;
 }
 

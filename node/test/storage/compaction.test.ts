@@ -91,7 +91,9 @@ async function fill(
   const placed = storage.append(es);
   const model: Model = new Map();
   placed.forEach((p, k) => {
-    recordsOf(k + 1).forEach((r, j) => model.set(p.baseOffset + j, r));
+    recordsOf(k + 1).forEach((r, j) => {
+      model.set(p.baseOffset + j, r);
+    });
   });
   await storage.sync();
   await storage.saveSnapshot(
@@ -188,7 +190,7 @@ c('retention by size and by age deletes whole segments below the snapshot only',
   assert.ok(
     left[0]!.baseOffset <= startOffset && (left[1]?.baseOffset ?? Number.POSITIVE_INFINITY) > startOffset,
   );
-  storage.entries(81, 121, 1e9).forEach((e, k) => assert.ok(eqBytes(unstamped(e), unstamped(raft[k]!))));
+  storage.entries(81, 121, 1e9).forEach((e, k) => void assert.ok(eqBytes(unstamped(e), unstamped(raft[k]!))));
   await storage.close();
   const again = await open(fs, OPTS);
   assert.equal(again.report.possibleLoss, null);
@@ -252,7 +254,9 @@ for (const kind of ['memfs', 'node fs', 'memfs + pool'] as const) {
         }
       }
       // The Raft log above the snapshot is untouched.
-      storage.entries(111, 151, 1e9).forEach((e, k) => assert.ok(eqBytes(unstamped(e), unstamped(raft[k]!))));
+      storage
+        .entries(111, 151, 1e9)
+        .forEach((e, k) => void assert.ok(eqBytes(unstamped(e), unstamped(raft[k]!))));
       // A second pass finds nothing to do; a reopen sees the same data.
       const again = await storage.compactKeys({ nowMs: NOW, deleteRetentionMs: DAY });
       assert.equal(again.segmentsRewritten, 0);

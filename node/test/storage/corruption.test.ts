@@ -126,7 +126,7 @@ for (const world of worlds) {
       // Everything before the bad batch is there; the log ends just before it.
       assert.equal(storage.lastIndex(), loss.lastIndexBefore);
       const kept = storage.entries(1, storage.lastIndex() + 1, Number.POSITIVE_INFINITY);
-      kept.forEach((e, k) => assert.ok(same(e, copies[k]!)));
+      kept.forEach((e, k) => void assert.ok(same(e, copies[k]!)));
       assert.equal(storage.damage().length, 1);
       // The log still works (the node repairs it from the leader).
       storage.append([normalEntry(storage.lastIndex() + 1, 5)]);
@@ -213,7 +213,7 @@ for (const world of worlds) {
         assert.equal(b.report.possibleLoss?.reason, 'corrupt-batch');
         assert.equal(b.report.possibleLoss?.position, pos);
         const kept = b.storage.entries(1, b.storage.lastIndex() + 1, Number.POSITIVE_INFINITY);
-        kept.forEach((e, k) => assert.ok(same(e, copies[k]!)));
+        kept.forEach((e, k) => void assert.ok(same(e, copies[k]!)));
         assert.ok(b.storage.lastIndex() < 100);
         await b.storage.close();
       } finally {
@@ -259,7 +259,7 @@ for (const world of worlds) {
       assert.equal(report.possibleLoss, null);
       assert.equal(report.segmentsScanned, 3, 'two rebuilt indexes + the last segment');
       const got = storage.entries(1, 101, Number.POSITIVE_INFINITY);
-      got.forEach((e, k) => assert.ok(same(e, copies[k]!)));
+      got.forEach((e, k) => void assert.ok(same(e, copies[k]!)));
       await storage.close();
       // The rebuilt index files were written back and are trusted next time.
       const again = await reopen(w);
@@ -331,7 +331,7 @@ f('transient bit flips and short reads are retried, not reported', async () => {
     assert.equal(report.possibleLoss, null, JSON.stringify(report.possibleLoss));
     for (let lo = 1; lo <= 150; lo += 7) {
       const got = storage.entries(lo, Math.min(151, lo + 7), Number.POSITIVE_INFINITY);
-      got.forEach((e) => assert.ok(same(e, copies[e.index - 1]!)));
+      got.forEach((e) => void assert.ok(same(e, copies[e.index - 1]!)));
     }
     let offset = 0;
     while (offset < storage.nextOffset()) {

@@ -67,7 +67,7 @@ s(
       () => storage.entries(70, 72, 1e9),
       (e: StorageError) => e.code === 'INDEX_OUT_OF_RANGE',
     );
-    storage.entries(71, 121, 1e9).forEach((e) => assert.ok(same(e, copies[e.index - 1]!)));
+    storage.entries(71, 121, 1e9).forEach((e) => void assert.ok(same(e, copies[e.index - 1]!)));
     const before = await readAll(storage, 0, storage.nextOffset());
     assert.ok(before.length > 0);
     assert.equal(storage.logStartOffset(), 0);
@@ -162,7 +162,7 @@ for (const kind of ['memfs', 'node fs'] as const) {
       assert.equal(again.report.possibleLoss, null);
       assert.equal(again.storage.firstIndex(), 151);
       assert.equal(again.storage.lastIndex(), 200);
-      again.storage.entries(151, 201, 1e9).forEach((e) => assert.ok(same(e, L.copies[e.index - 1]!)));
+      again.storage.entries(151, 201, 1e9).forEach((e) => void assert.ok(same(e, L.copies[e.index - 1]!)));
       assert.ok(
         eqBytes(
           await readAll(again.storage, 0, again.storage.nextOffset()),
@@ -312,7 +312,7 @@ s('install is atomic at every crash point', async () => {
         // The old log: whatever prefix of it was durable, unharmed.
         storage
           .entries(1, storage.lastIndex() + 1, 1e9)
-          .forEach((e) => assert.ok(same(e, own[e.index - 1]!), label));
+          .forEach((e) => void assert.ok(same(e, own[e.index - 1]!), label));
       }
       await storage.close();
     }
