@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import type { Core, CorePool, DecodedRecord } from '../../../core-wasm/src/index.js';
 import { BATCH_HEADER_BYTES, dataView } from './batch-fields.js';
+import { invariant } from './errors.js';
 
 const CODEC_NONE = 0;
 const CODEC_GZIP = 1;
@@ -102,7 +103,7 @@ export async function rewriteBatch(
       p = writeBytesField(region, p, h.value);
     });
   });
-  if (p !== recordsBytes) throw new Error('storage invariant violated: rewriteBatch size mismatch');
+  invariant(p === recordsBytes, 'rewriteBatch wrote what it measured');
   const payload =
     codec === CODEC_GZIP
       ? new Uint8Array(await gzipAsync(region))

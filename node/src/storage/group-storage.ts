@@ -23,7 +23,7 @@ import type { Entry, HardState, LogReader, SnapshotMeta } from '../../../raft/sr
 import { baseOffsetAt, crcAt, dataView, lastOffsetAt, maxTimestampAt } from './batch-fields.js';
 import { type CompactionPolicy, type CompactionResult, compactKeys } from './compaction.js';
 import { fromStoredBatch, toStoredBatch } from './entry-codec.js';
-import { CorruptRead, StorageError } from './errors.js';
+import { CorruptRead, invariant, StorageError } from './errors.js';
 import { dirName, type FileSystem, joinPath, readFile, readFully, removeIfExists } from './fs.js';
 import { checkHardState, loadHardState, saveHardState } from './hard-state.js';
 import { type Manifest, type SnapshotRecord, saveManifest } from './manifest.js';
@@ -678,8 +678,13 @@ export class GroupStorage implements LogReader {
     await Promise.all([logWork(), hsVersion >= 0 ? saveHardState(this.fs, this.core, this.dir, hs) : null]);
 
     // Completion: advance what is readable from files and what is durable.
-    for (const w of writes)
+    for (const w of writes) {
       w.seg.diskBytes = Math.max(w.seg.diskBytes, Math.min(w.at + w.bytes, w.seg.flushedBytes));
+      invariant(
+        w.seg.diskBytes <= w.seg.flushedBytes && w.seg.flushedBytes <= w.seg.size,
+        `${w.seg.logName}: disk ≤ flushed ≤ size`,
+      );
+    }
     if (coveredIndex >= 0)
       this.durableIndex = Math.max(this.durableIndex, Math.min(coveredIndex, this.truncClamp, this.last));
     if (hsVersion >= 0) this.hsDurableVersion = Math.max(this.hsDurableVersion, hsVersion);
@@ -814,7 +819,7 @@ export class GroupStorage implements LogReader {
       } else if (f === NO_INDEX) lo = mid + 1;
       else hi = mid - 1;
     }
-    if (found < 0) throw new Error(`storage invariant violated: no segment holds index ${index}`);
+    invariant(found >= 0, `no segment holds index ${index}`);
     return segs[found]!;
   }
 

@@ -170,7 +170,7 @@ async function openManifest(ctx: RecoveryContext): Promise<Manifest> {
   return manifest;
 }
 
-/** Takes a sealed segment's index file if it passes the trust rule; null otherwise. */
+/** Takes a sealed segment's index file if it passes the trust rule (segment-index.ts); false otherwise. */
 async function trustIndex(
   ctx: RecoveryContext,
   genDir: string,

@@ -11,7 +11,7 @@
 // A truncation below flushedBytes sets `truncateTo`, and the flusher truncates the file
 // (durably) before it writes anything after it.
 import { BATCH_HEADER_BYTES, batchSizeAt, dataView } from './batch-fields.js';
-import { CorruptRead } from './errors.js';
+import { CorruptRead, invariant } from './errors.js';
 import { type FileHandle, readFully, readFullySync } from './fs.js';
 import { SparseIndex, segmentFileName, TermRunList } from './segment-index.js';
 
@@ -104,7 +104,7 @@ export class Segment {
       const kept: Uint8Array[] = [];
       for (const chunk of this.pending) {
         if (keep <= 0) break;
-        if (chunk.length > keep) throw new Error('storage invariant violated: truncation inside a batch');
+        invariant(chunk.length <= keep, 'a truncation falls on a batch boundary');
         kept.push(chunk);
         keep -= chunk.length;
       }
@@ -137,15 +137,6 @@ export class Segment {
     if (this.sealed) this.sealed = false;
     if (this.indexFile === 'current') this.indexFile = 'stale';
   }
-
-  pendingBytes(): number {
-    return this.size - this.flushedBytes;
-  }
-
-  /** Total bytes the segment holds in the view. */
-  get bytes(): number {
-    return this.size;
-  }
 }
 
 /** A batch as read back: its bytes (a view into a read buffer) and its position in the segment. */
@@ -170,7 +161,7 @@ export function* batchesSync(
   windowBytes: number,
 ): Generator<ReadBatch> {
   const file = seg.file;
-  if (!file) throw new Error(`storage invariant violated: segment ${seg.logName} has no file`);
+  invariant(file !== null, `segment ${seg.logName} has a file to read`);
   let pos = position;
   while (pos < limit) {
     const window = readFullySync(file, pos, Math.min(windowBytes, limit - pos));
