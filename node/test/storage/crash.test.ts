@@ -40,25 +40,30 @@ class Recorder {
   history: ModelEntry[][] = [[]];
   ackedIndex = 0;
   acked: ModelEntry[] = [];
-  hsByVersion = new Map<number, HardState>();
-  ackedHs: HardState | null = null;
-  laterHs: HardState[] = [];
+  /** Every hard state handed to storage, in order, with the storage instance and version it got. */
+  hsLog: { instance: number; version: number; hs: HardState }[] = [
+    { instance: 0, version: 0, hs: { term: 0, vote: 0, commit: 0 } },
+  ];
+  /** hsLog[ackedHs] was reported durable (0: the initial, empty state). */
+  ackedHs = 0;
+  instance = 0;
   ackedFirstIndex = 1;
   ackedLogStart = 0;
   snapshotTerms = new Map<number, number>([[0, 0]]);
 
   attach(storage: GroupStorage): void {
-    this.hsByVersion = new Map([[0, storage.hardState()]]);
+    // What open read back is durable (open fsyncs it) and is where this instance starts.
+    this.instance++;
+    const instance = this.instance;
+    this.hsLog.push({ instance, version: 0, hs: storage.hardState() });
+    this.ackedHs = this.hsLog.length - 1;
     storage.onDurable((d) => {
       if (d.index > this.ackedIndex || this.acked.length !== d.index) {
         this.ackedIndex = d.index;
         this.acked = this.log.slice(0, d.index);
       }
-      const hs = this.hsByVersion.get(d.hardStateVersion);
-      if (hs && d.hardStateVersion > 0) {
-        this.ackedHs = hs;
-        this.laterHs = [];
-      }
+      const at = this.hsLog.findIndex((h) => h.instance === instance && h.version === d.hardStateVersion);
+      if (at > this.ackedHs) this.ackedHs = at;
     });
   }
 
@@ -84,8 +89,9 @@ class Recorder {
 
   setHardState(storage: GroupStorage, hs: HardState): void {
     const v = storage.setHardState(hs);
-    this.hsByVersion.set(v, { ...hs });
-    this.laterHs.push({ ...hs });
+    const last = this.hsLog[this.hsLog.length - 1]!;
+    if (last.instance !== this.instance || last.version !== v)
+      this.hsLog.push({ instance: this.instance, version: v, hs: { ...hs } });
   }
 }
 
@@ -331,9 +337,7 @@ async function verify(fs: MemFileSystem, rec: Recorder, label: string): Promise<
   assert.ok(matches, `${label}: recovered log [${first}, ${last}] is not a prefix of any log that existed`);
   // Hard state: the acknowledged one or a later one.
   const hs = storage.hardState();
-  const allowed = rec.ackedHs
-    ? [rec.ackedHs, ...rec.laterHs]
-    : [{ term: 0, vote: 0, commit: 0 }, ...rec.laterHs, ...rec.hsByVersion.values()];
+  const allowed = rec.hsLog.slice(rec.ackedHs).map((h) => h.hs);
   assert.ok(
     allowed.some((a) => a.term === hs.term && a.vote === hs.vote && a.commit === hs.commit),
     `${label}: hard state ${JSON.stringify(hs)} is neither the durable one nor a later one`,
