@@ -290,6 +290,16 @@ export class GroupStorage implements LogReader {
     return this.next - 1;
   }
 
+  /**
+   * Bytes appended but not yet handed to the file system. Storage never refuses an append;
+   * the driver bounds this (Raft's flow control, or waiting on durability) as its backpressure.
+   */
+  pendingBytes(): number {
+    let n = 0;
+    for (const seg of this.segments) n += seg.size - seg.flushedBytes;
+    return n;
+  }
+
   /** The first offset still held (data below it was deleted by retention). */
   logStartOffset(): number {
     return this.logStart;
@@ -741,13 +751,15 @@ export class GroupStorage implements LogReader {
       seg.runs,
     );
     const file = await this.fs.open(joinPath(this.genDir, seg.indexName), { create: true, truncate: true });
+    const cuts = seg.truncations;
     try {
       await file.write(bytes, 0);
       await file.sync();
     } finally {
       await file.close();
     }
-    seg.indexFile = 'current';
+    // A truncation into the segment while the file was being written makes it stale at once.
+    seg.indexFile = seg.sealed && seg.truncations === cuts ? 'current' : 'stale';
   }
 
   /** @internal Removes a segment's files; its handle closes when the last reader lets go. */

@@ -35,6 +35,8 @@ export class Segment {
   compacted = false;
   /** No more appends; its index file is written once its data is durable. */
   sealed = false;
+  /** Times the view was cut (an index file written meanwhile is stale). */
+  truncations = 0;
 
   // ---- owned by the flusher -----------------------------------------------------
   file: FileHandle | null = null;
@@ -98,6 +100,7 @@ export class Segment {
     lastPosition: number,
     lastCrc: number,
   ): void {
+    this.truncations++;
     if (position >= this.flushedBytes) {
       // Only pending chunks are cut: drop whole chunks (each is one batch) from the end.
       let keep = position - this.flushedBytes;

@@ -380,9 +380,16 @@ g('appends of one turn become one write and one fsync per file', async () => {
   ops.length = 0;
   const durable: number[] = [];
   storage.onDurable((d) => durable.push(d.index));
-  for (let i = 1; i <= 50; i++) storage.append([normalEntry(i, 1)]);
+  let bytes = 0;
+  for (let i = 1; i <= 50; i++) {
+    const e = normalEntry(i, 1);
+    bytes += e.data.length;
+    storage.append([e]);
+  }
+  assert.equal(storage.pendingBytes(), bytes, 'backpressure signal: bytes not yet handed to the disk');
   storage.setHardState({ term: 1, vote: 1, commit: 0 });
   await storage.sync();
+  assert.equal(storage.pendingBytes(), 0);
   const logOps = ops.filter((o) => o.path.endsWith('.log'));
   assert.deepEqual(
     logOps.map((o) => o.kind),

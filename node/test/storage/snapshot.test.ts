@@ -268,6 +268,29 @@ s('a bad stream is refused with a typed error and the log is untouched', async (
   await L.storage.close();
 });
 
+s('a transfer in progress keeps its data while retention and compaction run', async () => {
+  const fs = new MemFileSystem({ prng: createPrng(7) });
+  await fs.mkdir('x');
+  const L = await leader(fs, 'x/leader', 200, 170);
+  const reader = await L.storage.openSnapshotReader();
+  const first = await reader.read(0, 4000);
+  // Retention deletes the segments the reader is sending; compaction rewrites the rest.
+  const r = await L.storage.applyRetention({ maxBytes: 0, nowMs: 2_000_000_000_000 });
+  assert.ok(r.removedSegments > 0);
+  await L.storage.compactKeys({ nowMs: 2_000_000_000_000, deleteRetentionMs: 0 });
+  const rest = await reader.read(4000, reader.size - 4000);
+  const stream = Buffer.concat([first, rest]);
+  await reader.close();
+  const F = (await GroupStorage.open({ fs, dir: 'x/f', core: core(), options: OPTS })).storage;
+  const w = await F.receiveSnapshot(reader.meta);
+  await w.write(0, stream);
+  await w.finish();
+  assert.equal(F.firstIndex(), 171);
+  assert.equal(F.logStartOffset(), 0, 'the snapshot as it was when the transfer began');
+  await F.close();
+  await L.storage.close();
+});
+
 s('install is atomic at every crash point', async () => {
   // The stream, made once on its own file system.
   const lfs = new MemFileSystem({ prng: createPrng(6) });
