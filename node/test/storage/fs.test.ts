@@ -56,6 +56,11 @@ for (const kind of ['node fs', 'memfs'] as const) {
       await assert.rejects(f.read(buf, -1), isFs('INVALID'));
       await f.close();
       await assert.rejects(f.read(buf, 0), isFs('CLOSED'));
+      const d = await fs.open(`${root}/d`, { create: true, dsync: true });
+      await d.write(bytes(1, 2), 0);
+      assert.equal(await d.append(bytes(3)), 2);
+      assert.equal(await d.size(), 3);
+      await d.close();
       const g = await fs.open(`${root}/a`, { truncate: true });
       assert.equal(await g.size(), 0);
       await g.close();
@@ -175,6 +180,25 @@ m('reorder: any subset of the unsynced writes survives', async () => {
     outcomes.add([...fs.fileBytes('a')].join(','));
   }
   assert.deepEqual([...outcomes].sort(), ['0,0,0,0', '0,0,0,2', '1,0,0,0', '1,0,0,2']);
+});
+
+m('dsync: a write is durable when it returns, and is two crash steps (write, then its sync)', async () => {
+  const fs = new MemFileSystem({ prng: createPrng(8) });
+  const f = await fs.open('a', { create: true, dsync: true });
+  await fs.syncDir('');
+  const before = fs.steps;
+  await f.write(bytes(1, 2, 3), 0);
+  assert.equal(fs.steps - before, 2);
+  fs.crash('lose');
+  assert.deepEqual([...fs.fileBytes('a')], [1, 2, 3]);
+  // Stopped between the write and its sync: the write can be lost.
+  const g = new MemFileSystem({ prng: createPrng(9) });
+  const h = await g.open('a', { create: true, dsync: true });
+  await g.syncDir('');
+  g.armCrash(g.steps + 1);
+  await assert.rejects(h.write(bytes(4), 0), isFs('CRASHED'));
+  g.crash('lose');
+  assert.equal(g.fileBytes('a').length, 0);
 });
 
 m('armCrash stops the machine before the k-th mutating step; steps are observable', async () => {
