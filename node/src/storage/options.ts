@@ -11,7 +11,7 @@ export interface StorageOptions {
   cacheBytes: number;
   /** Most bytes one read returns (offset reads and LogReader reads alike; at least one batch is always returned). */
   maxReadBytes: number;
-  /** Most bytes one group-commit write carries; more pending data waits for the next write. */
+  /** Most bytes one group-commit write carries (one batch larger than this goes alone); more waits for the next. */
   maxFlushBytes: number;
   /** Recovery and compaction read segments in chunks of this many bytes. */
   scanChunkBytes: number;
@@ -31,7 +31,10 @@ export const DEFAULT_OPTIONS: Readonly<StorageOptions> = {
   indexIntervalBytes: 4096,
   cacheBytes: 16 * 1024 * 1024,
   maxReadBytes: 16 * 1024 * 1024,
-  maxFlushBytes: 32 * 1024 * 1024,
+  // Measured here (bench/storage.ts, a virtual disk): 256 KiB batches with 32 in flight
+  // reached 562 MB/s with 1 MiB flushes, 360 with 2 MiB and under 200 from 4 MiB up;
+  // fsync cost grows faster than linearly with the bytes behind it on this disk.
+  maxFlushBytes: 1024 * 1024,
   scanChunkBytes: 8 * 1024 * 1024,
   // core-wasm measured where the pool's hop starts to pay off.
   poolMinBytes: POOL_THRESHOLD_BYTES,
