@@ -405,9 +405,13 @@ export class GrpcTransport<M> implements Transport<M> {
     peer.stats.bytesIn += data.length;
     peer.stats.framesIn++;
     const frame = this.decode(peer, data);
-    if (frame === null) return this.drop(peer, stream, 'undecodable or malformed frame');
+    if (frame === null) {
+      this.drop(peer, stream, 'undecodable or malformed frame');
+      return;
+    }
     if (frame.kind !== 'messages' || frame.from !== peer.id) {
-      return this.drop(peer, stream, `unexpected frame ${describe(frame)}`);
+      this.drop(peer, stream, `unexpected frame ${describe(frame)}`);
+      return;
     }
     try {
       this.handler(peer.id, frame.groups);
