@@ -47,6 +47,10 @@ export interface Limits {
   maxAppendEntriesBytes: number;
   /** Bytes of one snapshot chunk. */
   snapshotChunkBytes: number;
+  /** A group takes a snapshot once this many entries were applied since its last one. */
+  snapshotIntervalEntries: number;
+  /** How long AddNode and RemoveNode wait for the cluster to converge before answering TIMEOUT. */
+  membershipTimeoutMs: number;
 }
 
 const MiB = 1024 * 1024;
@@ -74,6 +78,8 @@ export const defaultLimits: Readonly<Limits> = Object.freeze({
   maxPeerQueueBytes: 128 * MiB,
   maxAppendEntriesBytes: 4 * MiB,
   snapshotChunkBytes: 1 * MiB,
+  snapshotIntervalEntries: 10_000,
+  membershipTimeoutMs: 60_000,
 });
 
 /** Raft timing. A tick is the unit the Raft core counts in; the Clock fires one every tickMs. */

@@ -299,14 +299,12 @@ export class ApiServer {
       ),
       subscribe: (call: grpc.ServerWritableStream<SubscribeRequest, unknown>) => subscribe(node, call),
       initProducer: unary(() =>
-        node
-          .initProducer()
-          .then((p) =>
-            create(InitProducerResponseSchema, {
-              producerId: BigInt(p.producerId),
-              producerEpoch: p.producerEpoch,
-            }),
-          ),
+        node.initProducer().then((p) =>
+          create(InitProducerResponseSchema, {
+            producerId: BigInt(p.producerId),
+            producerEpoch: p.producerEpoch,
+          }),
+        ),
       ),
       commitOffset: unary(
         (r: { group: string; stream: string; partition: number; offset: bigint; metadata: string }) =>

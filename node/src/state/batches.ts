@@ -172,9 +172,14 @@ export function buildOffsetCommitBatch(core: Core, c: OffsetCommit, nowMs: numbe
   return core.encodeBatch([{ key, value, timestamp: nowMs }], { control: true, baseTimestamp: nowMs });
 }
 
-/** The control type of a control batch (the first record's key), or -1 if it has none. */
+/** The control type of a control batch (the first record's key), or -1 if it has none or is unreadable. */
 export function controlTypeOf(core: Core, batch: Uint8Array): number {
-  const [first] = core.decodeRecords(batch);
+  let first: ReturnType<Core['decodeRecords']>[number] | undefined;
+  try {
+    [first] = core.decodeRecords(batch);
+  } catch {
+    return -1;
+  }
   if (first?.key == null || first.key.length < 4) return -1;
   return new DataView(first.key.buffer, first.key.byteOffset, 4).getInt16(2);
 }

@@ -7,6 +7,7 @@
 // committed in some order; the second may then fail its checks at apply time (e.g. a
 // second "create stream" of the same name), which is its outcome, the same on every node.
 import { Packr } from 'msgpackr';
+import type { Core } from '../../../core-wasm/src/index.js';
 import { CairnError } from '../errors.js';
 
 export type NodeId = number;
@@ -58,8 +59,13 @@ export interface Catalog {
   nextProducerId: number;
 }
 
-/** Commands of group 0 (msgpackr-encoded as the data of normal entries). */
+/**
+ * Commands of group 0: msgpackr-encoded, each the value of the single record of a record
+ * batch (storage stores every normal entry as a batch; see encodeMetaEntry).
+ */
 export type MetaCommand =
+  /** Entry 1 of a new cluster, written identically by every initial node: the first catalog. */
+  | { type: 'bootstrap'; clusterId: string; members: Omit<Member, 'state'>[] }
   | { type: 'createStream'; name: string; config: StreamConfig; placement: NodeId[][] }
   | { type: 'deleteStream'; name: string }
   | { type: 'addMember'; id: NodeId; apiAddress: string; peerAddress: string }
@@ -99,12 +105,17 @@ export class MetadataState {
   private nextGroupId = FIRST_PARTITION_GROUP_ID;
   private nextProducerId = FIRST_PRODUCER_ID;
 
-  private constructor(readonly clusterId: string) {}
+  private constructor(public clusterId: string) {}
+
+  /** The state before entry 1: no cluster yet (a joining node until it learns the catalog). */
+  static empty(): MetadataState {
+    return new MetadataState('');
+  }
 
   /** The catalog a new cluster starts with: its initial members, all active, no streams. */
   static bootstrap(clusterId: string, members: Omit<Member, 'state'>[]): MetadataState {
-    const s = new MetadataState(clusterId);
-    for (const m of [...members].sort((a, b) => a.id - b.id)) s.members.set(m.id, { ...m, state: 'active' });
+    const s = MetadataState.empty();
+    s.apply({ type: 'bootstrap', clusterId, members });
     return s;
   }
 
@@ -160,6 +171,14 @@ export class MetadataState {
 
   apply(cmd: MetaCommand): MetaResult {
     switch (cmd.type) {
+      case 'bootstrap': {
+        if (this.clusterId !== '')
+          return fail(new CairnError('INTERNAL', 'the cluster is already bootstrapped'));
+        this.clusterId = cmd.clusterId;
+        for (const m of [...cmd.members].sort((a, b) => a.id - b.id))
+          this.members.set(m.id, { ...m, state: 'active' });
+        return ok(null);
+      }
       case 'createStream':
         return this.createStream(cmd.name, cmd.config, cmd.placement);
       case 'deleteStream': {
@@ -338,6 +357,21 @@ function leastLoaded(ids: NodeId[], load: Map<NodeId, number>): NodeId {
 
 export function encodeMetaCommand(cmd: MetaCommand): Uint8Array {
   return packr.pack(cmd);
+}
+
+/**
+ * A command as the data of a group-0 entry: a record batch whose one record's value is
+ * the command. Timestamps are 0 so that every node encodes the same command to the same
+ * bytes (the bootstrap entry is written by every initial node on its own).
+ */
+export function encodeMetaEntry(core: Core, cmd: MetaCommand): Uint8Array {
+  return core.encodeBatch([{ value: encodeMetaCommand(cmd), timestamp: 0 }], { baseTimestamp: 0 });
+}
+
+export function decodeMetaEntry(core: Core, batch: Uint8Array): MetaCommand {
+  const [record] = core.decodeRecords(batch);
+  if (record?.value == null) throw new Error('metadata entry holds no command');
+  return decodeMetaCommand(record.value);
 }
 
 /**
