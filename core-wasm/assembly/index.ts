@@ -10,7 +10,11 @@ import { RESULT } from './result';
 export { scanBatches, validateOne, walkBatchRecords } from './batch';
 export { crc32c } from './crc32c';
 export { setLimits } from './limits';
+export { lz4CompressBound } from './lz4-block';
+export { lz4FrameBound, lz4FrameCompress, lz4FrameDecompress } from './lz4-frame';
+export { lz4CompressBlock, lz4DecompressBlock } from './lz4-raw';
 export { buildIndex } from './segment-index';
+export { xxhash32 } from './xxhash32';
 
 initCrc32c();
 

@@ -18,5 +18,6 @@ export const R_SCAN_RECORD_TOTAL: usize = 56; // f64 (records in all valid batch
 // lz4 frame decompression progress (resumable when the output region must grow)
 export const R_LZ4_IN_POS: usize = 64; // i32, bytes of input consumed
 export const R_LZ4_OUT_POS: usize = 68; // i32, bytes of output produced
+export const R_LZ4_SIZE_HINT: usize = 80; // f64, bytes the current frame still needs when known, else -1
 // buildIndex
 export const R_INDEX_BYTES_SINCE: usize = 72; // f64

@@ -22,7 +22,15 @@ import { readBatchHeader, stampBatch } from './batch-header.js';
 import { coreLimits } from './limits.js';
 import { readZigzag, writeZigzag, zigzagSize } from './varint.js';
 import { WasmCore, type WasmFlavor } from './wasm.js';
-import { E, R, RECORD_ENTRY_BYTES } from './wasm-codes.js';
+import {
+  E,
+  NEED_OUTPUT,
+  R,
+  RECORD_ENTRY_BYTES,
+  WANT_BLOCK_CHECKSUM,
+  WANT_CONTENT_CHECKSUM,
+  WANT_CONTENT_SIZE,
+} from './wasm-codes.js';
 
 export interface CreateCoreOptions {
   /** 'debug' runs core.debug.wasm (assertions on); tests use it. Default 'release'. */
@@ -41,6 +49,33 @@ function checkInput(bytes: Uint8Array, what: string): void {
       `${what} is ${bytes.length} bytes; coreLimits.maxInputBytes is ${coreLimits.maxInputBytes}`,
     );
   }
+}
+
+/** LZ4 frame block maximum sizes → the BD byte's id. */
+const BLOCK_SIZE_IDS = new Map<number, number>([
+  [65536, 4],
+  [262144, 5],
+  [1048576, 6],
+  [4194304, 7],
+]);
+/** LZ4's own ceiling on acceleration (LZ4_ACCELERATION_MAX); beyond it nothing changes. */
+const MAX_ACCELERATION = 65537;
+/**
+ * How batches are compressed, as Kafka's producer does: 64 KiB independent blocks, no
+ * block or content checksum (the batch CRC32C covers the compressed bytes).
+ */
+const KAFKA_LZ4: Lz4CompressOptions = { blockSize: 65536, contentChecksum: false };
+
+function acceleration(a: number | undefined): number {
+  if (a === undefined) return 1;
+  if (!Number.isFinite(a)) throw new RangeError(`lz4: acceleration must be a number ≥ 1, not ${a}`);
+  return Math.min(MAX_ACCELERATION, Math.max(1, Math.floor(a)));
+}
+
+function outputLimit(n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new RangeError(`lz4: an output limit must be a non-negative integer, not ${n}`);
+  return Math.min(n, coreLimits.maxArenaBytes);
 }
 
 function u32(seed: number | undefined): number {
@@ -183,7 +218,7 @@ export function createCore(options: CreateCoreOptions = {}): Core {
       const payload =
         compression === 'gzip'
           ? gzipSync(w.u8.subarray(batch + BATCH_HEADER_BYTES, batch + total))
-          : lz4CompressFrom(batch + BATCH_HEADER_BYTES, recordsBytes, {});
+          : lz4CompressFrom(batch + BATCH_HEADER_BYTES, recordsBytes, KAFKA_LZ4);
       total = BATCH_HEADER_BYTES + payload.length;
       if (total > coreLimits.maxBatchBytes) {
         throw new CoreError(
@@ -328,30 +363,98 @@ export function createCore(options: CreateCoreOptions = {}): Core {
     };
   }
 
-  // LZ4 lives in the next step; these keep the Core shape.
-  function lz4CompressFrom(_ptr: number, _len: number, _o: Lz4CompressOptions): Uint8Array {
-    throw new CoreError('UNSUPPORTED', 'LZ4 is not built yet');
+  function xxhash32(bytes: Uint8Array, seed?: number): number {
+    checkInput(bytes, 'xxhash32 input');
+    w.reset();
+    const p = w.put(bytes);
+    return x.xxhash32(p, bytes.length, u32(seed)) >>> 0;
   }
-  function lz4DecompressTo(_ptr: number, _len: number, _limit: number, _base: number): [number, number] {
-    throw new CoreError('UNSUPPORTED', 'LZ4 is not built yet');
+
+  /** Frames [ptr, ptr+len) of the arena (already there) and returns a copy of the frame. */
+  function lz4CompressFrom(ptr: number, len: number, o: Lz4CompressOptions): Uint8Array {
+    const id = BLOCK_SIZE_IDS.get(o.blockSize ?? 65536);
+    if (id === undefined)
+      throw new RangeError(`lz4: blockSize must be 64 KiB, 256 KiB, 1 MiB or 4 MiB, not ${o.blockSize}`);
+    const flags =
+      (o.blockChecksum ? WANT_BLOCK_CHECKSUM : 0) |
+      ((o.contentChecksum ?? true) ? WANT_CONTENT_CHECKSUM : 0) |
+      (o.contentSize ? WANT_CONTENT_SIZE : 0);
+    const out = w.alloc(x.lz4FrameBound(len, id));
+    const n = x.lz4FrameCompress(ptr, len, out, id, flags, acceleration(o.acceleration));
+    return w.copyOut(out, n);
+  }
+
+  /**
+   * Decompresses the frames at [ptr, ptr+len) into a new arena region, growing it as
+   * needed up to `limit` bytes. Error positions are reported as `positionBase` + the
+   * position in the frame. Returns [address, size] of the output in the arena.
+   */
+  function lz4DecompressTo(ptr: number, len: number, limit: number, positionBase: number): [number, number] {
+    let cap = Math.min(limit, Math.max(64 * 1024, len * 4));
+    const out = w.alloc(cap);
+    let status = x.lz4FrameDecompress(ptr, len, out, cap, 0);
+    while (status === -NEED_OUTPUT) {
+      if (cap >= limit) {
+        throw new CoreError(
+          'LZ4_LIMIT',
+          `LZ4 output would exceed ${limit} bytes`,
+          positionBase + w.i32(R.lz4InPos),
+        );
+      }
+      // Grow geometrically, or straight to the size the frame header announced.
+      const hint = w.f64(R.lz4SizeHint);
+      const produced = w.i32(R.lz4OutPos);
+      cap = Math.min(limit, Math.max(cap * 2, cap + 65536, hint > 0 ? produced + hint : 0));
+      w.extend(out, cap);
+      status = x.lz4FrameDecompress(ptr, len, out, cap, 1);
+    }
+    if (status < 0) throw w.error(status, ptr - positionBase);
+    return [out, w.i32(R.lz4OutPos)];
+  }
+
+  function lz4Compress(bytes: Uint8Array, o: Lz4CompressOptions = {}): Uint8Array {
+    checkInput(bytes, 'lz4Compress input');
+    w.reset();
+    return lz4CompressFrom(w.put(bytes), bytes.length, o);
+  }
+
+  function lz4Decompress(frame: Uint8Array, o: Lz4DecompressOptions = {}): Uint8Array {
+    checkInput(frame, 'lz4Decompress input');
+    const limit = outputLimit(o.maxOutputBytes ?? coreLimits.maxDecompressedBytes);
+    w.reset();
+    const [out, n] = lz4DecompressTo(w.put(frame), frame.length, limit, 0);
+    return w.copyOut(out, n);
+  }
+
+  function lz4CompressBlock(bytes: Uint8Array, accel?: number): Uint8Array {
+    checkInput(bytes, 'lz4CompressBlock input');
+    w.reset();
+    const p = w.put(bytes);
+    const out = w.alloc(x.lz4CompressBound(bytes.length));
+    const n = x.lz4CompressBlock(p, bytes.length, out, acceleration(accel));
+    return w.copyOut(out, n);
+  }
+
+  function lz4DecompressBlock(block: Uint8Array, maxOutputBytes: number): Uint8Array {
+    checkInput(block, 'lz4DecompressBlock input');
+    // A block cannot expand more than 255× (each length byte adds at most 255 bytes),
+    // so the output region never needs more than that, whatever limit the caller gave.
+    const cap = Math.min(outputLimit(maxOutputBytes), block.length * 255 + 64);
+    w.reset();
+    const p = w.put(block);
+    const out = w.alloc(cap);
+    const n = x.lz4DecompressBlock(p, block.length, out, cap);
+    if (n < 0) throw w.error(n, p);
+    return w.copyOut(out, n);
   }
 
   return {
     crc32c,
-    xxhash32: () => {
-      throw new CoreError('UNSUPPORTED', 'xxhash32 is not built yet');
-    },
-    lz4Compress: (bytes: Uint8Array, o?: Lz4CompressOptions) => lz4CompressFrom(0, bytes.length, o ?? {}),
-    lz4Decompress: (frame: Uint8Array, o?: Lz4DecompressOptions) => {
-      lz4DecompressTo(0, frame.length, o?.maxOutputBytes ?? 0, 0);
-      return new Uint8Array(0);
-    },
-    lz4CompressBlock: () => {
-      throw new CoreError('UNSUPPORTED', 'LZ4 is not built yet');
-    },
-    lz4DecompressBlock: () => {
-      throw new CoreError('UNSUPPORTED', 'LZ4 is not built yet');
-    },
+    xxhash32,
+    lz4Compress,
+    lz4Decompress,
+    lz4CompressBlock,
+    lz4DecompressBlock,
     scanBatches,
     readBatchHeader,
     stampBatch,

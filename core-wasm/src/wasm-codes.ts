@@ -80,8 +80,14 @@ export const R = {
   scanRecordTotal: 56,
   lz4InPos: 64,
   lz4OutPos: 68,
+  lz4SizeHint: 80,
   indexBytesSince: 72,
 } as const;
+
+/** lz4FrameCompress flags (assembly/lz4-frame.ts). */
+export const WANT_BLOCK_CHECKSUM = 1;
+export const WANT_CONTENT_CHECKSUM = 2;
+export const WANT_CONTENT_SIZE = 4;
 
 /** Byte size and field offsets of one record-walk table entry (assembly/batch.ts). */
 export const RECORD_ENTRY_BYTES = 48;

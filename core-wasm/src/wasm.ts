@@ -23,6 +23,20 @@ export interface CoreExports {
   resultPtr(): number;
   setLimits(maxBatchBytes: number, maxRecordsPerBatch: number): void;
   crc32c(ptr: number, len: number, seed: number): number;
+  xxhash32(ptr: number, len: number, seed: number): number;
+  lz4CompressBound(len: number): number;
+  lz4CompressBlock(src: number, len: number, dst: number, acceleration: number): number;
+  lz4DecompressBlock(src: number, len: number, dst: number, cap: number): number;
+  lz4FrameBound(len: number, blockSizeId: number): number;
+  lz4FrameCompress(
+    src: number,
+    len: number,
+    dst: number,
+    blockSizeId: number,
+    flags: number,
+    acceleration: number,
+  ): number;
+  lz4FrameDecompress(src: number, len: number, dst: number, cap: number, resume: number): number;
   scanBatches(ptr: number, len: number): number;
   validateOne(ptr: number, len: number): number;
   walkBatchRecords(batch: number, records: number, len: number, table: number): number;
