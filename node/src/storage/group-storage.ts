@@ -21,6 +21,7 @@
 import type { Core, CorePool } from '../../../core-wasm/src/index.js';
 import type { Entry, HardState, LogReader, SnapshotMeta } from '../../../raft/src/types.js';
 import { baseOffsetAt, crcAt, dataView, lastOffsetAt, maxTimestampAt } from './batch-fields.js';
+import { type CompactionPolicy, type CompactionResult, compactKeys } from './compaction.js';
 import { fromStoredBatch, toStoredBatch } from './entry-codec.js';
 import { StorageError } from './errors.js';
 import { dirName, type FileSystem, joinPath, readFile, readFully, removeIfExists } from './fs.js';
@@ -30,6 +31,7 @@ import { resolveOptions, type StorageOptions } from './options.js';
 import { type Damage, emptyReport, type RecoveredLog, type RecoveryReport, recoverLog } from './recovery.js';
 import { batchesAsync, batchesSync, Segment } from './segment.js';
 import { encodeIndexFile, NO_INDEX } from './segment-index.js';
+import { openSnapshotReader, receiveSnapshot, type SnapshotReader, type SnapshotWriter } from './snapshot.js';
 import type { TermRuns } from './term-runs.js';
 
 export interface OpenParams {
@@ -549,9 +551,13 @@ export class GroupStorage implements LogReader {
       if (this.failure) throw this.failure;
       return task();
     });
+    // A refused request (a typed StorageError) leaves the storage working; any other error
+    // is a failed disk operation, after which nothing on disk can be trusted to be as we left it.
     this.queue = run.then(
       () => undefined,
-      (e) => this.fail(e),
+      (e) => {
+        if (!(e instanceof StorageError) || e.code === 'FAILED') this.fail(e);
+      },
     );
     return run;
   }
@@ -1096,6 +1102,27 @@ export class GroupStorage implements LogReader {
     });
   }
 
+  /**
+   * @internal Replaces the whole log (snapshot install): old segment files close once no
+   * reader holds them, `recover` builds the new view from disk.
+   */
+  async replaceLog(recover: (report: RecoveryReport) => Promise<RecoveredLog>): Promise<RecoveryReport> {
+    for (const seg of [...this.segments, ...this.doomed]) {
+      seg.removed = true;
+      if (seg.pins === 0) await this.closeSegment(seg);
+    }
+    this.doomed = [];
+    const report = emptyReport();
+    const recovered = await recover(report);
+    this.adopt(recovered);
+    this.generationEpoch++;
+    for (const d of report.damage) this.reportDamage(d);
+    this.settleWaiters();
+    const d = this.durable();
+    for (const l of this.durableListeners) l(d);
+    return report;
+  }
+
   /** @internal The leading segments all of whose offsets are below `offset` (never the active one). */
   segmentsWhollyBelow(offset: number): Segment[] {
     const out: Segment[] = [];
@@ -1151,6 +1178,27 @@ export class GroupStorage implements LogReader {
       for (const seg of dropping) await this.removeSegmentFiles(seg);
       return { removedSegments: n, removedBytes, logStartOffset: this.logStart };
     });
+  }
+
+  /** The recorded snapshot as a byte stream for a follower (InstallSnapshot); close it when done. */
+  openSnapshotReader(): Promise<SnapshotReader> {
+    this.checkUsable();
+    return openSnapshotReader(this);
+  }
+
+  /**
+   * Starts (or resumes, after a dropped connection or a crash) receiving a snapshot from
+   * the leader; `finish()` installs it, atomically replacing the log.
+   */
+  receiveSnapshot(meta: SnapshotMeta): Promise<SnapshotWriter> {
+    this.checkUsable();
+    return receiveSnapshot(this, meta);
+  }
+
+  /** Key compaction of the segments below the Raft log start (see compaction.ts). */
+  compactKeys(policy: CompactionPolicy): Promise<CompactionResult> {
+    this.checkUsable();
+    return compactKeys(this, policy);
   }
 
   // ---- closing ------------------------------------------------------------------------

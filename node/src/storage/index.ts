@@ -2,6 +2,7 @@
 // and the storage of one Raft group (segmented log, hard state, snapshots, retention,
 // key compaction).
 
+export type { CompactionPolicy, CompactionResult } from './compaction.js';
 export { CONTROL_TYPE_RAFT_CONFIG, CONTROL_TYPE_RAFT_NOOP } from './entry-codec.js';
 export { StorageError, type StorageErrorCode } from './errors.js';
 export {
@@ -40,3 +41,4 @@ export { NodeFileSystem } from './node-fs.js';
 export { DEFAULT_OPTIONS, type StorageOptions } from './options.js';
 export { chance, createPrng, type Prng, randomInt } from './prng.js';
 export type { Damage, DamageReason, RecoveryReport } from './recovery.js';
+export type { SnapshotReader, SnapshotWriter } from './snapshot.js';
