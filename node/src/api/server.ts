@@ -237,6 +237,41 @@ export function nodeStatusMessage(s: NodeStatus): NodeStatusResponse {
   });
 }
 
+const stateOfNode = new Map<NodeState, MemberState>(
+  (Object.entries(nodeStates) as [MemberState, NodeState][]).map(([k, v]) => [v, k]),
+);
+const roleOf = new Map<Role, GroupRole>(
+  (Object.entries(roles) as [GroupRole, Role][]).map(([k, v]) => [v, k]),
+);
+
+/** The inverse of nodeStatusMessage: another member's answer, for ClusterStatus. */
+export function nodeStatusFromMessage(m: NodeStatusResponse): NodeStatus {
+  const n = m.node;
+  return {
+    node: {
+      id: n?.id ?? 0,
+      apiAddress: n?.apiAddress ?? '',
+      peerAddress: n?.peerAddress ?? '',
+      state: stateOfNode.get(n?.state ?? NodeState.UNSPECIFIED) ?? 'joining',
+    },
+    pid: m.pid,
+    uptimeMs: Number(m.uptimeMs),
+    groups: m.groups.map((g) => ({
+      groupId: Number(g.groupId),
+      stream: g.stream,
+      partition: g.partition,
+      role: roleOf.get(g.role) ?? 'follower',
+      term: Number(g.term),
+      leader: g.leader,
+      commitIndex: Number(g.commitIndex),
+      appliedIndex: Number(g.appliedIndex),
+      lastIndex: Number(g.lastIndex),
+      followerLag: new Map(Object.entries(g.followerLag).map(([id, lag]) => [Number(id), Number(lag)])),
+      needsRepair: g.needsRepair,
+    })),
+  };
+}
+
 // --- handlers ---------------------------------------------------------------------------
 
 type Callback = (err: Partial<grpc.StatusObject> | null, value?: unknown) => void;

@@ -28,6 +28,7 @@ interface Stored {
 }
 
 export class MemoryGroupStore implements GroupStore {
+  readonly holdsControlEntries = true;
   private log = new MemoryLog();
   /** Every entry's offsets, index order; batches kept for offset reads (snapshots keep them too). */
   private stored: Stored[] = [];
@@ -160,7 +161,7 @@ export class MemoryGroupStore implements GroupStore {
     this.partial = undefined;
   }
 
-  installSnapshot(meta: SnapshotMeta): Uint8Array {
+  async installSnapshot(meta: SnapshotMeta): Promise<Uint8Array> {
     const p = this.partial;
     if (p === undefined || p.meta.index !== meta.index || p.bytes !== meta.size) {
       throw new Error(`snapshot ${meta.index} is not fully received`);

@@ -91,6 +91,8 @@ export class RaftGroup {
   private appliedConf: ConfState;
   private stopped = false;
   private snapshotting = false;
+  /** A snapshot install is in progress: the core must not be called (see process()). */
+  private blocked = false;
 
   constructor(
     readonly id: number,
@@ -127,14 +129,14 @@ export class RaftGroup {
   // --- inputs ---------------------------------------------------------------------------
 
   tick(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.blocked) return;
     this.core.tick();
     this.host.markDirty(this);
   }
 
   /** A message from a peer, already validated structurally (peer/raft-messages.ts). */
   step(m: Message): void {
-    if (this.stopped) return;
+    if (this.stopped || this.blocked) return;
     try {
       this.core.step(m);
     } catch (err) {
@@ -154,7 +156,8 @@ export class RaftGroup {
    * NOT_LEADER (outcome unknown) if leadership is lost or the entry is overwritten first.
    */
   propose(data: Uint8Array[]): { result: ProposeResult; applied: Promise<unknown>[] } {
-    if (this.stopped) return { result: { ok: false, reason: 'notLeader', leader: 0 }, applied: [] };
+    if (this.stopped || this.blocked)
+      return { result: { ok: false, reason: 'notLeader', leader: 0 }, applied: [] };
     const result = this.core.propose(data);
     this.host.markDirty(this);
     if (!result.ok) return { result, applied: [] };
@@ -179,7 +182,8 @@ export class RaftGroup {
    * read linearizable (ReadIndex, thesis §6.4), once this node has applied through it.
    */
   readIndex(timeoutMs: number): Promise<number> {
-    if (this.stopped) return Promise.reject(unavailable('the group is stopped'));
+    if (this.stopped || this.blocked)
+      return Promise.reject(unavailable('the group is not serving right now'));
     const context = this.nextReadContext++;
     const r = this.core.readIndex(context);
     this.host.markDirty(this);
@@ -224,15 +228,58 @@ export class RaftGroup {
 
   /** Carries out every Ready the core has. Called by the runtime once per turn when dirty. */
   process(): void {
-    while (!this.stopped && this.core.hasReady()) this.handle(this.core.takeReady());
+    while (!this.stopped && !this.blocked && this.core.hasReady()) {
+      const rd = this.core.takeReady();
+      if (rd.snapshot.some((w) => w.type === 'install')) {
+        // Installing replaces the log on disk (asynchronously), and the core may not be
+        // called until the LogReader shows the snapshot point: the group pauses — ticks
+        // and messages are dropped (Raft retries), proposals refused — until it is done.
+        this.blocked = true;
+        this.install(rd).then(
+          () => {
+            this.blocked = false;
+            this.host.markDirty(this);
+          },
+          (err) => this.host.fatal(err),
+        );
+        return;
+      }
+      this.handle(rd, undefined);
+    }
   }
 
-  private handle(rd: Ready): void {
+  private async install(rd: Ready): Promise<void> {
+    let installed: SnapshotMeta | undefined;
+    for (const w of rd.snapshot) {
+      switch (w.type) {
+        case 'writeChunk':
+          this.store.writeSnapshotChunk(w.meta, w.offset, w.data, w.done);
+          break;
+        case 'discardPartial':
+          this.store.discardPartialSnapshot(w.meta);
+          break;
+        case 'install': {
+          const state = await this.store.installSnapshot(w.meta);
+          if (this.stopped) return;
+          this.machine.restore(w.meta, state);
+          this.failWaitersFrom(0, 'a snapshot replaced the log');
+          this.appliedConf = w.meta.conf;
+          this.advanceApplied(w.meta.index);
+          installed = w.meta;
+          break;
+        }
+      }
+    }
+    this.handle({ ...rd, snapshot: [] }, installed);
+  }
+
+  /** Carries out one Ready; `installed` is the snapshot its install step already put in place. */
+  private handle(rd: Ready, installed: SnapshotMeta | undefined): void {
     const slot: PersistSlot = {
       messages: rd.messagesAfterPersist,
       last: undefined,
-      install: undefined,
-      durable: false,
+      install: installed,
+      durable: installed !== undefined,
     };
     for (const w of rd.snapshot) {
       switch (w.type) {
@@ -243,16 +290,8 @@ export class RaftGroup {
         case 'discardPartial':
           this.store.discardPartialSnapshot(w.meta);
           break;
-        case 'install': {
-          const state = this.store.installSnapshot(w.meta);
-          this.machine.restore(w.meta, state);
-          this.failWaitersFrom(0, 'a snapshot replaced the log');
-          this.appliedConf = w.meta.conf;
-          this.advanceApplied(w.meta.index);
-          slot.install = w.meta;
-          slot.durable = true;
-          break;
-        }
+        case 'install':
+          throw new Error('an install is handled by install()');
       }
     }
     if (rd.logWrite !== undefined) {
@@ -410,7 +449,7 @@ export class RaftGroup {
    * Storage may then drop the log through it; the leader sends it to followers behind.
    */
   async takeSnapshot(state: Uint8Array): Promise<SnapshotMeta | undefined> {
-    if (this.stopped || this.snapshotting) return undefined;
+    if (this.stopped || this.snapshotting || this.blocked) return undefined;
     const index = this.appliedIndex;
     const term = this.store.term(index);
     if (term === undefined || index === 0) return undefined;

@@ -23,6 +23,13 @@ export interface OpenedState {
 
 export interface GroupStore extends LogReader {
   /**
+   * Whether a normal entry may hold a control batch (Cairn's consumer-offset commits,
+   * control type 102). DESIGN: storage maps only control types 100/101 to Raft entries and
+   * keeps any other batch as a normal entry; a store that cannot yet makes CommitOffset
+   * refuse instead of writing an entry the store would reject.
+   */
+  readonly holdsControlEntries: boolean;
+  /**
    * Applies a Ready's log write — truncation, then entries — stamping each batch's
    * baseOffset (the previous entry's last offset + 1) and epoch (the entry's term) in place.
    * The LogReader reflects it at once; it is durable after a later sync().
@@ -60,10 +67,11 @@ export interface GroupStore extends LogReader {
   writeSnapshotChunk(meta: SnapshotMeta, offset: number, data: Uint8Array, done: boolean): void;
   discardPartialSnapshot(meta: SnapshotMeta): void;
   /**
-   * Follower: replaces the log with the fully received snapshot `meta`; the LogReader shows
-   * the snapshot point alone at once. Returns the snapshot's state-machine part.
+   * Follower: validates the fully received snapshot `meta` and replaces the log with it,
+   * durably; once it resolves the LogReader shows the snapshot point alone. Resolves with
+   * the snapshot's state-machine part.
    */
-  installSnapshot(meta: SnapshotMeta): Uint8Array;
+  installSnapshot(meta: SnapshotMeta): Promise<Uint8Array>;
 
   /** The repair the node needed is done (Ready.repairedPast): forget the marker, durably. */
   clearLostEntries(): void;
