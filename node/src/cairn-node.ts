@@ -901,21 +901,28 @@ export class CairnNode implements NodeApi {
     }
   }
 
-  /** Whether any partition group on any reachable member still counts `id` as a member. */
+  /**
+   * Whether some partition may still have `id` as a member: for every partition, its
+   * current leader (the highest-term leader among the members' statuses) must be another
+   * node and must not replicate to `id`. A partition whose leader cannot be seen right now
+   * counts as "maybe": only positive evidence ends the wait.
+   */
   private async anyGroupHas(id: NodeId): Promise<boolean> {
     const status = await this.clusterStatus();
+    const leaders = new Map<number, { node: NodeId; term: number; lag: Map<NodeId, number> }>();
     for (const ms of status.members) {
       for (const g of ms.status?.groups ?? []) {
-        if (g.groupId === METADATA_GROUP) continue;
-        if (ms.node.id === id && g.role === 'leader') return true;
-        if (g.role === 'leader' && g.followerLag.has(id)) return true;
+        if (g.groupId === METADATA_GROUP || g.role !== 'leader') continue;
+        const seen = leaders.get(g.groupId);
+        if (seen === undefined || g.term > seen.term)
+          leaders.set(g.groupId, { node: ms.node.id, term: g.term, lag: g.followerLag });
       }
     }
-    // Partitions whose leader is unknown right now cannot be judged: wait for them.
-    for (const ms of status.members) {
-      if (ms.node.id === id) continue;
-      for (const g of ms.status?.groups ?? [])
-        if (g.groupId !== METADATA_GROUP && g.leader === 0) return true;
+    for (const s of this.meta.state.streamList()) {
+      for (const p of s.partitions) {
+        const l = leaders.get(p.groupId);
+        if (l === undefined || l.node === id || l.lag.has(id)) return true;
+      }
     }
     return false;
   }

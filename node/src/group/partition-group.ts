@@ -154,9 +154,21 @@ export class PartitionGroup implements GroupMachine {
         q.reject(this.stopped ? unavailable(`partition ${this.name} stopped`) : this.notLeaderError());
       return;
     }
+    // Hand the core's own pending entries (a new leader's no-op, a configuration change) to
+    // storage first, so that the tail can account for them: they take indexes and offsets.
+    this.group.process();
+    this.group.markDirty();
+    if (!this.group.isLeader) {
+      for (const q of queued) q.reject(this.notLeaderError());
+      return;
+    }
     const tail = this.tailView();
     const term = this.group.core.currentTerm;
     let index = this.group.core.lastIndex;
+    // Invariant: the tail reflects every entry of the leader's log.
+    if (tail.appliedIndex !== index) {
+      throw new Error(`partition ${this.name}: tail at ${tail.appliedIndex}, log at ${index}`);
+    }
     const accepted: Queued[] = [];
     const data: Uint8Array[] = [];
     for (const q of queued) {
@@ -267,10 +279,10 @@ export class PartitionGroup implements GroupMachine {
   }
 
   private tailView(): PartitionState {
-    if (this.tail !== null) return this.tail;
-    // Rebuild: the applied state plus every entry after it in the log (the leader's log is
-    // never truncated while it leads, so this stays exact until leadership ends).
-    const tail = this.state.clone();
+    // Built from the applied state plus every entry after it in the log, then extended with
+    // entries appended since (the leader's log is never truncated while it leads, so this
+    // stays exact until leadership ends).
+    const tail = this.tail ?? this.state.clone();
     const store = this.group.store;
     for (let lo = tail.appliedIndex + 1, hi = store.lastIndex() + 1; lo < hi; ) {
       const entries = store.entries(lo, hi, 4 << 20);

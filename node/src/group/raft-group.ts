@@ -226,6 +226,11 @@ export class RaftGroup {
 
   // --- the turn -------------------------------------------------------------------------
 
+  /** Asks the runtime to run this group's turn (e.g. after handing it work directly). */
+  markDirty(): void {
+    this.host.markDirty(this);
+  }
+
   /** Carries out every Ready the core has. Called by the runtime once per turn when dirty. */
   process(): void {
     while (!this.stopped && !this.blocked && this.core.hasReady()) {
@@ -266,6 +271,10 @@ export class RaftGroup {
           this.appliedConf = w.meta.conf;
           this.advanceApplied(w.meta.index);
           installed = w.meta;
+          this.host.log.info(
+            { group: this.id, index: w.meta.index, term: w.meta.term, bytes: w.meta.size },
+            'snapshot installed',
+          );
           break;
         }
       }

@@ -195,11 +195,12 @@ export class ProcessCluster {
   }
 
   /** Stops every process this harness started, by PID, and removes the temp directory. */
-  async stopAll(keepDir = false): Promise<void> {
+  async stopAll(keepDir = process.env['CAIRN_TEST_KEEP'] === '1'): Promise<void> {
     await Promise.all([...this.procs.keys()].map((id) => this.kill(id)));
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
     if (!keepDir) rmSync(this.dir, { recursive: true, force: true });
+    else console.error(`kept ${this.dir}`);
   }
 
   client(address: string): grpc.Client {
@@ -244,6 +245,7 @@ export class ProcessCluster {
     callMs = 3000,
   ): Promise<R> {
     const deadline = Date.now() + ms;
+    if (this.live().length === 0) throw new CairnError('UNAVAILABLE', 'no node is running');
     let address = first ?? this.api(this.live()[0]!);
     let k = 0;
     for (;;) {
@@ -255,6 +257,7 @@ export class ProcessCluster {
           throw e;
         if (Date.now() > deadline) throw e;
         const live = this.live().map((id) => this.api(id));
+        if (live.length === 0) throw e;
         if (e.code === 'NOT_LEADER' && e.facts.leaderAddress && live.includes(e.facts.leaderAddress)) {
           address = e.facts.leaderAddress;
         } else {
