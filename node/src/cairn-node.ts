@@ -62,7 +62,8 @@ import {
 
 /** Where groups keep their data: one store per group (node/storage for real). */
 export interface StoreProvider {
-  open(groupId: number): Promise<{ store: GroupStore; opened: OpenedState }>;
+  /** Opens (creating or recovering) a group's store; `segmentBytes` overrides the segment size. */
+  open(groupId: number, segmentBytes?: number): Promise<{ store: GroupStore; opened: OpenedState }>;
   /** Deletes a group's data (the group is stopped and its store closed). */
   remove(groupId: number): Promise<void>;
   /** Group ids with data on disk. */
@@ -88,6 +89,8 @@ export interface CairnNodeOptions {
 
 /** Leader duties run every this many ticks. */
 const DUTY_TICKS = 5;
+/** Retention and key compaction run every this many duty rounds. */
+const MAINTENANCE_ROUNDS = 40;
 const METADATA_GROUP = 0;
 
 export class CairnNode implements NodeApi {
@@ -95,6 +98,8 @@ export class CairnNode implements NodeApi {
   private readonly meta: MetadataGroup;
   private readonly partitions = new Map<number, PartitionGroup>();
   private readonly starting = new Set<number>();
+  /** Groups whose retention or compaction is running. */
+  private readonly maintaining = new Set<number>();
   private reconciling: Promise<void> | null = null;
   private reconcileAgain = false;
   private readonly startedAt: number;
@@ -294,7 +299,7 @@ export class CairnNode implements NodeApi {
     const meta = s.partitions[partition]!;
     this.starting.add(meta.groupId);
     try {
-      const { store, opened } = await this.o.stores.open(meta.groupId);
+      const { store, opened } = await this.o.stores.open(meta.groupId, s.config.segmentBytes);
       if (this.stopped) {
         await store.close();
         return;
@@ -353,12 +358,14 @@ export class CairnNode implements NodeApi {
 
   private scheduleDuties(): void {
     const every = this.o.config.raft.tickMs * DUTY_TICKS;
+    let round = 0;
     const run = () => {
       if (this.stopped) return;
       try {
         this.metadataDuties();
         for (const pg of this.partitions.values()) this.partitionDuties(pg);
         this.snapshotDuties();
+        if (++round % MAINTENANCE_ROUNDS === 0) this.maintenance();
       } catch (err) {
         this.o.log.error({ err }, 'leader duties failed');
       }
@@ -445,6 +452,29 @@ export class CairnNode implements NodeApi {
           this.o.log.error({ err, group: g.id }, 'snapshot failed'),
         );
       }
+    }
+  }
+
+  /**
+   * Retention and key compaction of each local partition, by its stream's policy. Every
+   * replica maintains its own storage; only data below the last snapshot is touched.
+   */
+  private maintenance(): void {
+    const now = this.o.clock.wallMs();
+    for (const pg of this.partitions.values()) {
+      const where = this.meta.state.partitionOfGroup(pg.group.id);
+      if (where === undefined || this.maintaining.has(pg.group.id)) continue;
+      const c = where.stream.config;
+      if (c.retentionBytes === 0 && c.retentionMs === 0 && !c.compacted) continue;
+      const store = pg.group.store;
+      this.maintaining.add(pg.group.id);
+      (async () => {
+        if (c.retentionBytes > 0 || c.retentionMs > 0)
+          await store.applyRetention(c.retentionBytes, c.retentionMs, now);
+        if (c.compacted) await store.compactKeys(c.deleteRetentionMs, now);
+      })()
+        .catch((err) => this.o.log.warn({ err, group: pg.group.id }, 'retention or compaction failed'))
+        .finally(() => this.maintaining.delete(pg.group.id));
     }
   }
 

@@ -175,6 +175,10 @@ export class MemoryGroupStore implements GroupStore {
     return state;
   }
 
+  // The in-memory store is for tests of the node's logic; it keeps every batch.
+  async applyRetention(_maxBytes: number, _maxAgeMs: number, _nowMs: number): Promise<void> {}
+  async compactKeys(_deleteRetentionMs: number, _nowMs: number): Promise<void> {}
+
   clearLostEntries(): void {
     this.lost = undefined;
   }

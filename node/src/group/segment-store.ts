@@ -218,6 +218,10 @@ export class SegmentGroupStore implements GroupStore {
     });
   }
 
+  async compactKeys(deleteRetentionMs: number, nowMs: number): Promise<void> {
+    await this.storage.compactKeys({ deleteRetentionMs, nowMs });
+  }
+
   async close(): Promise<void> {
     await this.incoming?.chain.catch(() => {});
     await this.outgoing?.reader.close();
@@ -251,7 +255,7 @@ export function segmentStores(o: SegmentStoresOptions): StoreProvider {
       await o.fs.syncDir(o.dataDir);
     })());
   return {
-    async open(groupId) {
+    async open(groupId, segmentBytes) {
       await ensureDirs();
       const dir = joinPath(groupsDir, String(groupId));
       const { storage, report } = await GroupStorage.open({
@@ -259,7 +263,7 @@ export function segmentStores(o: SegmentStoresOptions): StoreProvider {
         dir,
         core: o.core,
         pool: o.pool,
-        options: o.storage,
+        options: segmentBytes !== undefined && segmentBytes > 0 ? { ...o.storage, segmentBytes } : o.storage,
         schedule: o.schedule,
       });
       if (report.possibleLoss !== null) {

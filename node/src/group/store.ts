@@ -73,6 +73,15 @@ export interface GroupStore extends LogReader {
    */
   installSnapshot(meta: SnapshotMeta): Promise<Uint8Array>;
 
+  /**
+   * Retention: deletes whole segments while the partition holds more than `maxBytes` (0 =
+   * no bound) or their newest record is older than `maxAgeMs` (0 = no bound); only data
+   * below the last snapshot is eligible, so the Raft log is never touched.
+   */
+  applyRetention(maxBytes: number, maxAgeMs: number, nowMs: number): Promise<void>;
+  /** Key compaction (compacted streams) of the data below the last snapshot. */
+  compactKeys(deleteRetentionMs: number, nowMs: number): Promise<void>;
+
   /** The repair the node needed is done (Ready.repairedPast): forget the marker, durably. */
   clearLostEntries(): void;
   close(): Promise<void>;
