@@ -169,6 +169,11 @@ export class ConfigHistory {
     return this.entries[this.entries.length - 1]!.index;
   }
 
+  /** The configuration before the current one, while the current one is not yet folded into the base. */
+  get previous(): ConfState | undefined {
+    return this.entries.length > 1 ? this.entries[this.entries.length - 2]!.conf : undefined;
+  }
+
   /** A config entry at `index` was appended to the log. */
   push(index: number, conf: ConfState): void {
     if (index <= this.currentIndex)

@@ -62,12 +62,12 @@ export class MemoryLog implements LogReader {
 
   /** Appends consecutive entries that continue the log. */
   append(entries: readonly Entry[]): void {
-    let next = this.lastIndex() + 1;
-    for (const e of entries) {
-      check(e.index === next, 'invalidInput', `append: expected index ${next}, got ${e.index}`);
-      next++;
+    const first = this.lastIndex() + 1;
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k]!;
+      check(e.index === first + k, 'invalidInput', `append: expected index ${first + k}, got ${e.index}`);
     }
-    for (const e of entries) this.held.push(e);
+    for (let k = 0; k < entries.length; k++) this.held.push(entries[k]!);
   }
 
   /** Removes entries at `from` and beyond (firstIndex ≤ from ≤ lastIndex + 1). */

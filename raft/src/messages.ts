@@ -19,7 +19,7 @@ export interface AppendMessage extends Envelope {
   prevIndex: number;
   prevTerm: number;
   /** Consecutive entries: entries[k].index === prevIndex + 1 + k. Shared, never mutated. */
-  entries: Entry[];
+  entries: readonly Entry[];
   /** The leader's commit index when the message was made. */
   commit: number;
 }

@@ -15,7 +15,11 @@ export interface RaftOptions {
   heartbeatTicks: number;
   /** Run a pre-election (thesis §9.6) before incrementing the term. */
   preVote: boolean;
-  /** A leader that has not heard from a quorum within an election timeout steps down (thesis §6.2). */
+  /**
+   * A leader that has not heard from a quorum within an election timeout steps down (thesis
+   * §6.2), and a node that heard from a leader within an election timeout ignores vote
+   * requests (thesis §4.2.3). Needed for "a removed server cannot disrupt the cluster".
+   */
   checkQuorum: boolean;
   /** Upper bound on the entry bytes in one append message (at least one entry is always sent). */
   maxSizePerMsgBytes: number;
@@ -27,7 +31,7 @@ export interface RaftOptions {
   maxApplyBytes: number;
   /** Entry bytes the leader holds uncommitted before it refuses proposals ('overloaded'). */
   maxUncommittedBytes: number;
-  /** Read requests waiting on one node (leader or forwarding follower) before new ones are refused. */
+  /** Read requests waiting on the leader before new ones are refused ('overloaded'). */
   maxPendingReads: number;
   /** Bytes of snapshot data in one InstallSnapshot chunk. */
   snapshotChunkBytes: number;

@@ -170,6 +170,12 @@ export class Progress {
     }
     // Probe: only the answer to the outstanding probe (prevIndex = next - 1) counts.
     if (this.next - 1 !== rejected) return false;
+    if (rejected <= this.match) {
+      // The follower no longer holds what it acknowledged: it lost entries (DESIGN §6;
+      // impossible without storage corruption). Forget the match (0 is always a safe
+      // under-estimate for commit counting) and probe downwards from the hint.
+      this.match = 0;
+    }
     this.next = Math.max(Math.min(rejected, hintNext), this.match + 1);
     this.probeSent = false;
     return true;

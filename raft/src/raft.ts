@@ -103,7 +103,9 @@ export interface RaftStatus {
   recoveringUntil: number;
 }
 
-const EMPTY_ENTRIES: Entry[] = [];
+/** Shared empty lists handed out in place of new ones; frozen so no caller can fill them. */
+const EMPTY: readonly never[] = Object.freeze([]);
+const EMPTY_ENTRIES: readonly Entry[] = EMPTY;
 
 export class RaftCore {
   readonly id: NodeId;
@@ -132,8 +134,9 @@ export class RaftCore {
   private peers: Progress[] = [];
   /** Voters' progress (self included when a voter), for quorums. */
   private voterProgress: Progress[] = [];
-  private readonly quorumValues = new Float64Array(16);
-  private readonly quorumScratch = new Float64Array(16);
+  /** Scratch for quorum arithmetic, grown with the voter count (no allocation per use). */
+  private quorumValues = new Float64Array(8);
+  private quorumScratch = new Float64Array(8);
   /** Index of this leader's first entry (its no-op): commit ≥ it means "committed in my term". */
   private termStartIndex = 0;
   private transferee: NodeId = 0;
@@ -283,7 +286,10 @@ export class RaftCore {
         // Thesis §4.2.3: a node that heard from a leader within the minimum election timeout
         // ignores vote requests (removed servers and rejoining partitioned nodes cannot
         // disrupt a working leader), unless the campaign comes from a leadership transfer.
-        const inLease = this.leader !== 0 && this.electionElapsed < this.opts.electionTimeoutTicks;
+        // Only with CheckQuorum: without it a leader cut off from a majority never steps
+        // down, so "I heard from a leader" says nothing about whether one still leads.
+        const inLease =
+          this.opts.checkQuorum && this.leader !== 0 && this.electionElapsed < this.opts.electionTimeoutTicks;
         if (inLease && !m.transfer) return;
       }
       if (m.type === 'vote' && m.pre) {
@@ -410,7 +416,9 @@ export class RaftCore {
    */
   persisted(index: number, term: number): void {
     check(isCount(index) && isCount(term), 'invalidInput', 'persisted(index, term) needs integers ≥ 0');
-    if (this.installing || this.log.term(index) !== term || index <= this.log.persisted) return;
+    // Durability is reported in write order, so an entry after a pending install being durable
+    // means the install is too.
+    if (this.log.term(index) !== term || index <= this.log.persisted) return;
     this.log.persisted = index;
     if (this.role === 'leader') {
       const self = this.progress.get(this.id);
@@ -509,7 +517,9 @@ export class RaftCore {
   /**
    * Storage found it may have lost entries this node acknowledged; its last index before the
    * repair was `lastIndexBeforeRepair`. Until it has caught up from a leader past that index
-   * it neither votes nor campaigns (DESIGN §6). A leader or candidate steps down.
+   * it neither votes nor campaigns (DESIGN §6). A leader or candidate steps down. Storage
+   * that must cut its log to repair it does so while the core is down and passes
+   * RaftInit.lostEntries instead (the log never changes behind a running core's back).
    */
   reportLostEntries(lastIndexBeforeRepair: number): void {
     check(isCount(lastIndexBeforeRepair), 'invalidInput', 'lastIndexBeforeRepair must be an integer ≥ 0');
@@ -554,7 +564,7 @@ export class RaftCore {
       softState = { leader: this.leader, role: this.role };
       this.prevSoft = softState;
     }
-    let committed = EMPTY_ENTRIES;
+    let committed: readonly Entry[] = EMPTY_ENTRIES;
     if (this.canApply()) {
       const budget = this.opts.maxApplyBytes - this.applyOutstandingBytes;
       committed = this.log.entries(this.log.applying + 1, this.log.applyLimit() + 1, budget);
@@ -566,15 +576,18 @@ export class RaftCore {
     }
     this.log.takeSnapshot();
     const logWrite: LogWrite | undefined = this.log.takeWrite();
+    // Each list goes to the driver and the core starts a new one. An empty list is never
+    // handed out live (the core would keep appending to the driver's Ready): a frozen
+    // shared empty list takes its place, which costs no allocation.
     const ready: Ready = {
       softState,
       hardState,
-      snapshot: this.snapshotWork,
+      snapshot: this.snapshotWork.length > 0 ? this.snapshotWork : EMPTY,
       logWrite,
-      messagesNow: this.msgsNow,
-      messagesAfterPersist: this.msgsAfterPersist,
+      messagesNow: this.msgsNow.length > 0 ? this.msgsNow : EMPTY,
+      messagesAfterPersist: this.msgsAfterPersist.length > 0 ? this.msgsAfterPersist : EMPTY,
       committed,
-      reads: this.readResults,
+      reads: this.readResults.length > 0 ? this.readResults : EMPTY,
       repairedPast: this.repairedPast,
     };
     if (this.snapshotWork.length > 0) this.snapshotWork = [];
@@ -732,9 +745,19 @@ export class RaftCore {
     this.randomizedElectionTimeout = t + Math.min(t - 1, Math.floor(this.random() * t));
   }
 
-  /** May this node stand for election? Voters only, and not while repairing lost entries or installing. */
+  /**
+   * May this node stand for election? Voters only, and not while repairing lost entries or
+   * installing a snapshot. A node whose newest config entry removes (or demotes) it but is
+   * not yet committed still counts as a voter of the previous configuration: it may hold the
+   * only copy of that entry, and without its candidacy no one else could win. Elected, it
+   * counts votes and acks by the newest configuration, commits it, and steps down, as a
+   * leader that removed itself does (thesis §4.2.2).
+   */
   private promotable(): boolean {
-    return isVoter(this.conf.current, this.id) && this.recoveringUntil === 0 && !this.installing;
+    if (this.recoveringUntil !== 0 || this.installing) return false;
+    if (isVoter(this.conf.current, this.id)) return true;
+    const prev = this.conf.previous;
+    return this.conf.currentIndex > this.log.committed && prev !== undefined && isVoter(prev, this.id);
   }
 
   private pollVotes(): 'won' | 'lost' | 'pending' {
@@ -894,7 +917,8 @@ export class RaftCore {
   /** §5.3: the consistency check, then append, truncating a conflicting suffix. */
   private handleAppend(m: AppendMessage): void {
     const log = this.log;
-    if (this.installing) return; // answered once the install is confirmed; the leader retries
+    // While an install is being confirmed the log already starts after the snapshot point:
+    // appends continue from there (only applying waits for snapshotInstalled()).
     if (m.prevIndex < log.committed) {
       // Everything through our commit index matches the leader's log (it is committed).
       this.send(this.appendResponse(m.from, log.committed, false, 0, 0));
@@ -1014,7 +1038,8 @@ export class RaftCore {
         // A full pipeline whose messages were lost would wait forever: let one append through.
         if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
         if (pr.match < this.log.lastIndex()) pr.forceAppend = true;
-        if (m.readSeq > pr.readSeqAcked) {
+        // A round we have not started yet cannot be answered: ignore such a claim.
+        if (m.readSeq > pr.readSeqAcked && m.readSeq <= this.readSeq) {
           pr.readSeqAcked = m.readSeq;
           if (!pr.isLearner) this.confirmReads();
         }
@@ -1032,7 +1057,8 @@ export class RaftCore {
 
   private handleAppendResponse(m: AppendResponse): void {
     const pr = this.progress.get(m.from);
-    if (!pr) return;
+    // No correct follower acknowledges past our log in our term: ignore rather than trust it.
+    if (!pr || (!m.reject && m.index > this.log.lastIndex())) return;
     pr.recentActive = true;
     if (m.reject) {
       if (pr.state === 'snapshot') return;
@@ -1048,7 +1074,14 @@ export class RaftCore {
         if (m.index >= pr.next - 1 || advanced) pr.becomeReplicate();
         break;
       case 'snapshot':
-        if (pr.match + 1 >= this.log.firstIndex()) pr.becomeReplicate();
+        if (pr.match + 1 >= this.log.firstIndex()) {
+          pr.becomeReplicate();
+        } else if (pr.snapshot && pr.match >= pr.snapshot.meta.index) {
+          // This snapshot is in, but the log was compacted past it meanwhile: probe, which
+          // starts a new transfer with the newest snapshot.
+          pr.snapshot = undefined;
+          pr.becomeProbe();
+        }
         break;
       case 'replicate':
         pr.inflights.freeLE(m.index);
@@ -1156,7 +1189,7 @@ export class RaftCore {
     if (confChanged) this.syncProgress();
   }
 
-  private appendAsFollower(entries: Entry[]): void {
+  private appendAsFollower(entries: readonly Entry[]): void {
     // Decode first: a bad config entry leaves the log untouched.
     let confs: ConfState[] | undefined;
     for (const e of entries) if (e.type === 'config') (confs ??= []).push(decodeConfState(e.data));
@@ -1203,7 +1236,10 @@ export class RaftCore {
       if (pr.id !== this.id) this.peers.push(pr);
       if (isVoter(conf, pr.id)) this.voterProgress.push(pr);
     }
-    check(this.voterProgress.length <= this.quorumValues.length, 'invariant', 'too many voters');
+    if (this.voterProgress.length > this.quorumValues.length) {
+      this.quorumValues = new Float64Array(this.voterProgress.length);
+      this.quorumScratch = new Float64Array(this.voterProgress.length);
+    }
     // The quorums changed: a removed laggard may let commit and reads advance.
     if (this.voterProgress.length > 0) {
       this.maybeCommit();

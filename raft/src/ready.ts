@@ -46,7 +46,11 @@ export type SnapshotWork =
    */
   | { type: 'install'; meta: SnapshotMeta };
 
-/** The outcome of a linearizable read request made through readIndex(context). */
+/**
+ * The outcome of a linearizable read request made through readIndex(context). A forwarded
+ * read whose message the network duplicated may be answered more than once (each answer is
+ * valid): the driver acts on the first and ignores contexts it no longer waits for.
+ */
 export type ReadResult =
   /** Serve the read once the local state machine has applied through `index`. */
   | { type: 'ready'; context: number; index: number }
@@ -59,21 +63,21 @@ export interface Ready {
   /** Set when term, vote or commit changed: persist it (durable work). */
   hardState: HardState | undefined;
   /** Follower-side snapshot transfer work, in order, before logWrite. */
-  snapshot: SnapshotWork[];
+  snapshot: readonly SnapshotWork[];
   /** Entries to append, after a truncation when truncateFrom is set (durable work). */
   logWrite: LogWrite | undefined;
   /** Messages that may be sent now. */
-  messagesNow: Message[];
+  messagesNow: readonly Message[];
   /** Messages to send only after this Ready's and every earlier Ready's durable work is durable. */
-  messagesAfterPersist: Message[];
+  messagesAfterPersist: readonly Message[];
   /**
    * Committed entries to apply, in log order, continuing the previous Ready's. Includes
    * 'noop' and 'config' entries (decodeConfState reads the latter; the core has already
    * acted on them). Bounded by maxApplyBytes of unconfirmed apply work.
    */
-  committed: Entry[];
+  committed: readonly Entry[];
   /** Outcomes of read requests. */
-  reads: ReadResult[];
+  reads: readonly ReadResult[];
   /**
    * Set once a node that reported lost entries (reportLostEntries) has caught up from a
    * leader past that index: it may vote and campaign again, and the driver may clear its

@@ -25,7 +25,7 @@ interface PersistJob {
   truncateFrom: number | undefined;
   entries: Entry[];
   install: SnapshotMeta | undefined;
-  messages: Message[];
+  messages: readonly Message[];
 }
 
 /** Bytes of the snapshot at (index, term): deterministic filler, so any copy can be checked. */
@@ -113,10 +113,15 @@ export class TestNode {
     for (const w of rd.snapshot) {
       switch (w.type) {
         case 'writeChunk':
-          if (!this.partial || this.partial.meta.index !== w.meta.index || this.partial.meta.term !== w.meta.term) {
+          if (
+            !this.partial ||
+            this.partial.meta.index !== w.meta.index ||
+            this.partial.meta.term !== w.meta.term
+          ) {
             this.partial = { meta: w.meta, bytes: [] };
           }
-          if (this.partial.bytes.length !== w.offset) throw new Error(`chunk at ${w.offset}, have ${this.partial.bytes.length}`);
+          if (this.partial.bytes.length !== w.offset)
+            throw new Error(`chunk at ${w.offset}, have ${this.partial.bytes.length}`);
           for (const b of w.data) this.partial.bytes.push(b);
           break;
         case 'discardPartial':
@@ -146,7 +151,8 @@ export class TestNode {
       messages: rd.messagesAfterPersist,
     });
     for (const e of rd.committed) {
-      if (e.index !== this.appliedIndex + 1) throw new Error(`node ${this.id} applies ${e.index} after ${this.appliedIndex}`);
+      if (e.index !== this.appliedIndex + 1)
+        throw new Error(`node ${this.id} applies ${e.index} after ${this.appliedIndex}`);
       this.applied.set(e.index, e);
       this.appliedIndex = e.index;
       if (e.type === 'config') this.appliedConf = decodeConfState(e.data);
@@ -241,6 +247,17 @@ export class Cluster {
 
   core(id: NodeId): RaftCore {
     return this.node(id).core;
+  }
+
+  /** Replaces node `id`'s durable state by a log of the given terms and restarts it. */
+  load(id: NodeId, terms: number[], term: number): void {
+    const n = this.node(id);
+    n.disk = new MemoryLog();
+    n.disk.append(entriesOf(terms));
+    n.diskHard = { term, vote: 0, commit: 0 };
+    n.diskSnapshot = undefined;
+    n.applied.clear();
+    n.restart();
   }
 
   /** Adds a fresh node that knows no configuration (it joins when the leader adds it). */
@@ -348,7 +365,8 @@ export class Cluster {
       if (!n.alive || n.core.currentRole !== 'leader') continue;
       const t = n.core.currentTerm;
       const prev = this.leadersByTerm.get(t);
-      if (prev !== undefined && prev !== n.id) throw new Error(`two leaders in term ${t}: ${prev} and ${n.id}`);
+      if (prev !== undefined && prev !== n.id)
+        throw new Error(`two leaders in term ${t}: ${prev} and ${n.id}`);
       this.leadersByTerm.set(t, n.id);
     }
   }
@@ -366,4 +384,75 @@ export function termsOf(n: TestNode): string {
   const out: string[] = [];
   for (let i = n.view.firstIndex(); i <= n.view.lastIndex(); i++) out.push(`${i}:${n.view.term(i)}`);
   return out.join(' ');
+}
+
+/** A lone core over a MemoryLog, for tests that craft messages by hand. */
+export class Solo {
+  readonly core: RaftCore;
+  readonly log: MemoryLog;
+  constructor(
+    readonly id: NodeId,
+    voters: NodeId[],
+    options: Partial<RaftOptions> = {},
+    init: { log?: MemoryLog; hardState?: HardState; learners?: NodeId[]; seed?: number } = {},
+  ) {
+    this.log = init.log ?? new MemoryLog();
+    this.core = new RaftCore({
+      id,
+      log: this.log,
+      conf: { voters, learners: init.learners ?? [] },
+      hardState: init.hardState,
+      random: createPrng(init.seed ?? id).next,
+      options: { preVote: false, ...options },
+    });
+  }
+
+  /** Takes a Ready, hands its write to the log; persists (calls persisted) unless told not to. */
+  take(persist = true): Ready {
+    const rd = this.core.takeReady();
+    for (const w of rd.snapshot)
+      if (w.type === 'install') this.log.installSnapshot(w.meta.index, w.meta.term);
+    if (rd.logWrite) this.log.write(rd.logWrite);
+    if (persist) {
+      const last = rd.logWrite?.entries[rd.logWrite.entries.length - 1];
+      if (last) this.core.persisted(last.index, last.term);
+    }
+    if (rd.committed.length > 0) this.core.applied(rd.committed[rd.committed.length - 1]!.index);
+    return rd;
+  }
+
+  /** All messages of a Ready (now and after persist). */
+  msgs(rd: Ready): Message[] {
+    return [...rd.messagesNow, ...rd.messagesAfterPersist];
+  }
+
+  tick(n: number): void {
+    for (let i = 0; i < n; i++) this.core.tick();
+  }
+
+  /** Makes this core leader of `term` by hand (votes from every other voter). */
+  becomeLeader(): Ready {
+    const st = this.core.status();
+    for (let i = 0; i < 100 && this.core.currentRole === 'follower'; i++) this.core.tick();
+    const term = this.core.currentTerm;
+    for (const v of st.conf.voters) {
+      if (v === this.id) continue;
+      if (this.core.currentRole !== 'candidate') break;
+      this.core.step({ type: 'voteResponse', term, from: v, to: this.id, pre: false, granted: true });
+    }
+    if (this.core.currentRole !== 'leader') throw new Error('did not become leader');
+    return this.take();
+  }
+}
+
+export const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+/** Entries for a log, from [term, term, ...], indexes from `first`. */
+export function entriesOf(terms: number[], first = 1): Entry[] {
+  return terms.map((term, k) => ({
+    index: first + k,
+    term,
+    type: 'normal' as const,
+    data: bytes(`${first + k}/${term}`),
+  }));
 }

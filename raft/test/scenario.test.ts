@@ -1,0 +1,811 @@
+// Scenario tests: the known hard cases, each named for what it reproduces.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { AppendMessage, Message, SnapshotChunkMessage } from '../src/index.js';
+import { MemoryLog, RaftCore, RaftError } from '../src/index.js';
+import { createPrng } from '../src/prng.js';
+import { bytes, Cluster, entriesOf, Solo, snapshotBytes, termsOf, text } from './harness.js';
+
+const T = 10;
+
+function terms(c: Cluster, id: number): number[] {
+  const n = c.node(id);
+  const out: number[] = [];
+  for (let i = n.view.firstIndex(); i <= n.view.lastIndex(); i++) out.push(n.view.term(i)!);
+  return out;
+}
+
+// ---- Figure 7: a new leader brings every kind of follower log in line ----
+
+const FIG7_LEADER = [1, 1, 1, 4, 4, 5, 5, 6, 6, 6];
+const FIG7_FOLLOWERS: Record<string, number[]> = {
+  a: [1, 1, 1, 4, 4, 5, 5, 6, 6],
+  b: [1, 1, 1, 4],
+  c: [1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6],
+  d: [1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 7, 7],
+  e: [1, 1, 1, 4, 4, 4, 4],
+  f: [1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3],
+};
+
+for (const [name, log] of Object.entries(FIG7_FOLLOWERS)) {
+  test(`Figure 7 (${name}): the leader of term 8 makes follower log ${name} identical to its own`, () => {
+    const c = new Cluster({ ids: [1, 2, 3] });
+    c.load(1, FIG7_LEADER, 7);
+    c.load(2, log, 7);
+    c.load(3, [], 7); // an empty voter: grants the leader its second vote
+    c.elect(1);
+    assert.is(c.core(1).currentTerm, 8);
+    c.stabilize();
+    assert.equal(terms(c, 2), [...FIG7_LEADER, 8], termsOf(c.node(2)));
+    assert.is(c.core(2).commitIndex, 11);
+  });
+}
+
+// ---- Figure 8: an old-term entry on a majority is not committed, and may be overwritten ----
+
+test('Figure 8: an entry of an earlier term stored on a majority is not committed and can be overwritten', () => {
+  const c = new Cluster({ ids: [1, 2, 3, 4, 5], options: { preVote: false, checkQuorum: false } });
+  c.elect(1);
+  const t2 = c.core(1).currentTerm;
+  // (a) S1 leads term 2 and replicates index 2 to S2 only.
+  c.partition([1, 2], [3, 4, 5]);
+  c.propose(1, 'a');
+  c.stabilize();
+  assert.equal(terms(c, 2), [t2, t2]);
+  // (b) S1 is cut off; S5 wins term 3 with S3, S4 but its entry at index 2 reaches nobody.
+  c.partition([1], [2], [3, 4, 5]);
+  const base = c.filter;
+  c.filter = (m) => base(m) && !(m.from === 5 && m.type === 'append');
+  c.elect(5);
+  const t3 = c.core(5).currentTerm;
+  assert.equal(terms(c, 5), [t2, t3]);
+  // (c) S1 restarts, wins term 4 with S2, S3, S4, and gets index 2 (term 2) onto S3: a majority.
+  c.node(1).crash();
+  c.node(1).restart();
+  c.partition([1, 2, 3, 4], [5]);
+  const base2 = c.filter;
+  c.filter = (m) => base2(m) && !(m.from === 1 && m.type === 'append' && m.to !== 3);
+  const strip = (m: Message): Message =>
+    m.type === 'append' && m.from === 1 ? { ...m, entries: m.entries.filter((e) => e.index <= 2) } : m;
+  const core1 = c.core(1);
+  for (let i = 0; i < 100 && core1.currentRole !== 'leader'; i++) {
+    core1.tick();
+    for (let r = 0; r < 5; r++) {
+      c.processReadies();
+      c.network = c.network.map(strip);
+      c.deliverAll();
+    }
+  }
+  assert.is(core1.currentRole, 'leader');
+  for (let r = 0; r < 5; r++) {
+    c.processReadies();
+    c.network = c.network.map(strip);
+    c.deliverAll();
+  }
+  assert.equal(terms(c, 3).slice(0, 2), [t2, t2], 'S3 now holds index 2 of term 2');
+  assert.ok(
+    core1.commitIndex < 2,
+    `S1 must not commit index 2 by counting replicas (commit ${core1.commitIndex})`,
+  );
+  // (d) S1 crashes; S5 wins with S2, S3, S4 (its last term 3 beats their term 2) and overwrites index 2.
+  c.node(1).crash();
+  c.node(5).crash(); // S5 still thinks it leads term 3; restarted, it campaigns afresh
+  c.node(5).restart();
+  c.partition([2, 3, 4, 5], [1]);
+  c.elect(5);
+  c.stabilize();
+  for (const id of [2, 3, 4, 5]) {
+    assert.is(c.node(id).view.term(2), t3, `node ${id} index 2 overwritten by S5's entry`);
+    assert.ok(
+      ![...c.node(id).applied.values()].some((e) => text(e) === 'a'),
+      'the old entry was never applied',
+    );
+  }
+});
+
+test('Figure 8 (e): once an entry of the leader term is on a majority, earlier entries commit with it', () => {
+  const c = new Cluster({ ids: [1, 2, 3, 4, 5], options: { preVote: false, checkQuorum: false } });
+  c.elect(1);
+  c.partition([1, 2], [3, 4, 5]);
+  c.propose(1, 'a');
+  c.stabilize();
+  c.node(1).crash();
+  c.node(1).restart();
+  c.heal();
+  c.elect(1);
+  c.stabilize();
+  for (const id of [1, 2, 3, 4, 5]) assert.is(text(c.node(id).applied.get(2)), 'a');
+});
+
+// ---- Dueling candidates ----
+
+test('dueling candidates: the one with the up-to-date log wins; the loser cannot take over with a stale log', () => {
+  const c = new Cluster({ ids: [1, 2, 3], options: { preVote: false } });
+  c.partition([1, 2], [2, 3]); // helper: replaced below by an explicit filter (1 and 3 cannot talk)
+  c.filter = (m) => !((m.from === 1 && m.to === 3) || (m.from === 3 && m.to === 1));
+  // Both time out together; 2 hears 1 first.
+  for (let i = 0; i < 2 * T; i++) c.tick([1, 3]);
+  assert.is(c.core(1).currentRole, 'candidate');
+  assert.is(c.core(3).currentRole, 'candidate');
+  c.processReadies();
+  c.network.sort((a, b) => (a.from === 1 ? -1 : 0) - (b.from === 1 ? -1 : 0));
+  c.stabilize();
+  assert.is(c.core(1).currentRole, 'leader');
+  assert.is(c.core(3).currentRole, 'candidate');
+  c.stabilize();
+  // 3 campaigns again with a higher term but a log lacking the leader's no-op: nobody votes
+  // for it. Its higher term does unseat the leader (without PreVote), and a new election
+  // follows that it cannot win either.
+  c.heal();
+  for (let i = 0; i < 2 * T; i++) c.tick([3]);
+  c.stabilize();
+  assert.not.equal(c.core(3).currentRole, 'leader');
+  for (let i = 0; i < 10 * T; i++) {
+    c.tick();
+    c.stabilize();
+  }
+  const l = c.leader();
+  assert.ok(l === 1 || l === 2, `leader ${l}`);
+  assert.not.ok([...c.leadersByTerm.values()].includes(3), 'the stale candidate never led');
+  c.propose(l, 'x');
+  for (let i = 0; i < 3; i++) {
+    c.tick([l]);
+    c.stabilize();
+  }
+  for (const id of [1, 2, 3]) assert.equal(terms(c, id), terms(c, l));
+});
+
+test('dueling pre-candidates: with PreVote neither raises its term until one can win', () => {
+  const c = new Cluster({ ids: [1, 2, 3], options: { preVote: true } });
+  c.elect(1);
+  const term = c.core(1).currentTerm;
+  c.partition([1, 2], [3]);
+  for (let i = 0; i < 10 * T; i++) {
+    c.tick([3]);
+    c.stabilize();
+  }
+  assert.is(c.core(3).currentTerm, term, 'the isolated node never raised its term');
+  c.heal();
+  c.tick([1]);
+  c.stabilize();
+  assert.is(c.core(1).currentRole, 'leader', 'the leader was not disrupted');
+  assert.is(c.core(1).currentTerm, term);
+});
+
+// ---- Partitioned leader, healed ----
+
+test('partitioned leader: CheckQuorum makes it step down, the majority elects another, healing converges', () => {
+  const c = new Cluster({ ids: [1, 2, 3, 4, 5] });
+  c.elect(1);
+  c.propose(1, 'before');
+  c.stabilize();
+  c.partition([1, 2], [3, 4, 5]);
+  c.propose(1, 'lost');
+  for (let i = 0; i < 4 * T; i++) {
+    c.tick();
+    c.stabilize();
+  }
+  assert.not.equal(c.core(1).currentRole, 'leader', 'CheckQuorum: the minority leader stepped down');
+  const l = c.leader();
+  assert.ok([3, 4, 5].includes(l));
+  c.propose(l, 'after');
+  c.stabilize();
+  c.heal();
+  for (let i = 0; i < 3 * T; i++) {
+    c.tick();
+    c.stabilize();
+  }
+  const final = c.leader();
+  for (const id of [1, 2, 3, 4, 5]) {
+    const applied = [...c.node(id).applied.values()].map(text);
+    assert.ok(applied.includes('before') && applied.includes('after'), `node ${id}: ${applied}`);
+    assert.not.ok(applied.includes('lost'), 'the minority leader entry was never committed');
+    assert.equal(terms(c, id), terms(c, final));
+  }
+});
+
+test('a rejoining partitioned follower does not disrupt the leader (PreVote), and catches up', () => {
+  const c = new Cluster({ ids: [1, 2, 3] });
+  c.elect(1);
+  const term = c.core(1).currentTerm;
+  c.partition([1, 2], [3]);
+  for (let i = 0; i < 8 * T; i++) {
+    c.tick();
+    c.propose(1, `e${i}`);
+    c.stabilize();
+  }
+  c.heal();
+  for (let i = 0; i < 2 * T; i++) {
+    c.tick();
+    c.stabilize();
+  }
+  assert.is(c.leader(), 1);
+  assert.is(c.core(1).currentTerm, term);
+  assert.equal(terms(c, 3), terms(c, 1));
+});
+
+// ---- Leader removal ----
+
+test('leader removal: it commits its removal, steps down, hands off with TimeoutNow, and never disrupts again', () => {
+  const c = new Cluster({ ids: [1, 2, 3] });
+  c.elect(1);
+  c.propose(1, 'x');
+  c.stabilize();
+  assert.ok(c.core(1).proposeConfChange({ type: 'remove', node: 1 }).ok);
+  c.stabilize();
+  assert.is(c.core(1).currentRole, 'follower');
+  const l = c.leader();
+  assert.ok(l === 2 || l === 3, 'a new leader without waiting for an election timeout');
+  const term = c.core(l).currentTerm;
+  c.propose(l, 'y');
+  for (let i = 0; i < 10 * T; i++) {
+    c.tick();
+    c.stabilize();
+  }
+  assert.is(c.leader(), l);
+  assert.is(c.core(l).currentTerm, term, 'the removed node did not raise the term');
+  assert.equal(c.core(l).status().conf, { voters: [2, 3], learners: [] });
+  assert.is(text(c.node(l === 2 ? 3 : 2).applied.get(c.core(l).commitIndex)), 'y');
+});
+
+test('a leader that loses leadership before its self-removal commits campaigns again to finish it', () => {
+  const c = new Cluster({ ids: [1, 2, 3] });
+  c.elect(1);
+  assert.ok(c.core(1).proposeConfChange({ type: 'remove', node: 3 }).ok);
+  c.stabilize();
+  c.tick([1]);
+  c.stabilize();
+  assert.equal(c.core(2).status().conf.voters, [1, 2]);
+  // The self-removal reaches no one: only node 1 holds it, and CheckQuorum unseats it.
+  c.partition([1], [2, 3]);
+  assert.ok(c.core(1).proposeConfChange({ type: 'remove', node: 1 }).ok);
+  for (let i = 0; i < 3 * T; i++) {
+    c.tick([1, 2]);
+    c.stabilize();
+  }
+  assert.not.equal(c.core(1).currentRole, 'leader');
+  c.heal();
+  // Node 2 needs node 1's vote, which it cannot get (node 1's log is longer); node 1, a voter
+  // until its removal commits, wins by node 2's vote, commits the removal, and hands over.
+  for (let i = 0; i < 10 * T && !(c.leader() === 2 && c.core(2).status().conf.voters.length === 1); i++) {
+    c.tick([1, 2]);
+    c.stabilize();
+  }
+  assert.is(c.leader(), 2);
+  assert.equal(c.core(2).status().conf, { voters: [2], learners: [] });
+  assert.is(c.core(1).currentRole, 'follower');
+});
+
+test('a removed follower that never learns of its removal cannot disrupt the cluster', () => {
+  const c = new Cluster({ ids: [1, 2, 3, 4] });
+  c.elect(1);
+  c.partition([1, 2, 3], [4]);
+  assert.ok(c.core(1).proposeConfChange({ type: 'remove', node: 4 }).ok);
+  c.stabilize();
+  c.heal();
+  const term = c.core(1).currentTerm;
+  for (let i = 0; i < 20 * T; i++) {
+    c.tick();
+    c.stabilize();
+  }
+  assert.is(c.leader(), 1);
+  assert.is(c.core(1).currentTerm, term);
+});
+
+test('adding a node: learner first, catches up from nothing, then promoted; the new voter counts', () => {
+  const c = new Cluster({ ids: [1, 2, 3] });
+  c.elect(1);
+  for (let i = 0; i < 20; i++) c.propose(1, `e${i}`);
+  c.stabilize();
+  c.addNode(4);
+  assert.ok(c.core(1).proposeConfChange({ type: 'addLearner', node: 4 }).ok);
+  c.stabilize();
+  c.tick([1]);
+  c.stabilize();
+  assert.equal(terms(c, 4), terms(c, 1));
+  assert.ok(c.core(1).proposeConfChange({ type: 'promote', node: 4 }).ok);
+  c.stabilize();
+  c.partition([1, 4, 2], [3]);
+  c.node(2).crash(); // 1 and 4 alone are not a majority of 4 voters
+  c.propose(1, 'needs three');
+  c.stabilize();
+  const idx = c.core(1).lastIndex;
+  assert.ok(c.core(1).commitIndex < idx);
+  c.node(2).restart();
+  c.tick([1]);
+  c.stabilize();
+  assert.is(c.core(1).commitIndex, idx);
+});
+
+// ---- Transfer to a lagging node ----
+
+test('leadership transfer to a lagging node: the leader catches it up first, refusing proposals meanwhile', () => {
+  const c = new Cluster({ ids: [1, 2, 3], options: { maxSizePerMsgBytes: 16 } });
+  c.elect(1);
+  c.partition([1, 2], [3]);
+  for (let i = 0; i < 50; i++) c.propose(1, `entry-${i}`);
+  c.stabilize();
+  c.heal();
+  assert.ok(c.core(1).transferLeadership(3).ok);
+  assert.is(c.propose(1, 'refused').ok, false);
+  for (let i = 0; i < T && c.leader() !== 3; i++) {
+    c.tick([1]);
+    c.stabilize();
+  }
+  assert.is(c.leader(), 3);
+  assert.ok(terms(c, 3).length >= 52);
+  assert.ok(c.propose(3, 'at new leader').ok);
+  c.stabilize();
+  assert.is(text(c.node(1).applied.get(c.core(3).commitIndex)), 'at new leader');
+});
+
+// ---- Snapshots: behind the log start, chunked, resumed ----
+
+test('snapshot to a follower behind the log start: chunked, resumed after dropped chunks, then back to appends', () => {
+  const c = new Cluster({
+    ids: [1, 2, 3],
+    options: { snapshotChunkBytes: 7, maxInflightSnapshotChunks: 2, snapshotStallTicks: 3 },
+  });
+  c.elect(1);
+  c.partition([1, 2], [3]);
+  for (let i = 0; i < 10; i++) c.propose(1, `e${i}`);
+  c.stabilize();
+  const meta = c.node(1).takeSnapshot(50);
+  c.heal();
+  // Drop every third chunk on the way, and count the bytes sent.
+  let chunkNo = 0;
+  let sentBytes = 0;
+  c.filter = (m) => {
+    if (m.type !== 'snapshotChunk') return true;
+    chunkNo++;
+    if (chunkNo % 3 === 0) return false;
+    sentBytes += (m as SnapshotChunkMessage).length;
+    return true;
+  };
+  for (let i = 0; i < 30 * T && c.node(3).appliedIndex < meta.index; i++) {
+    c.tick([1]);
+    c.stabilize();
+  }
+  assert.ok(c.node(3).appliedIndex >= meta.index, 'the follower installed the snapshot');
+  assert.ok(c.node(3).snapshots.has(`${meta.index}/${meta.term}`));
+  assert.ok(
+    sentBytes < 2 * meta.size,
+    `resumed, not restarted: ${sentBytes} bytes delivered for ${meta.size}`,
+  );
+  c.heal();
+  c.propose(1, 'after');
+  c.stabilize();
+  assert.is(text(c.node(3).applied.get(c.core(1).commitIndex)), 'after');
+  assert.equal(
+    c
+      .core(1)
+      .status()
+      .progress.find((p) => p.id === 3)?.state,
+    'replicate',
+  );
+});
+
+test('snapshot transfer survives a follower that stops answering: the leader resends after a stall', () => {
+  const c = new Cluster({ ids: [1, 2, 3], options: { snapshotChunkBytes: 10, snapshotStallTicks: 4 } });
+  c.elect(1);
+  c.partition([1, 2], [3]);
+  for (let i = 0; i < 5; i++) c.propose(1, `e${i}`);
+  c.stabilize();
+  const meta = c.node(1).takeSnapshot(35);
+  // Every chunk is lost for a while: the transfer must not stay paused.
+  c.heal();
+  c.filter = (m) => m.type !== 'snapshotChunk';
+  for (let i = 0; i < 3 * T; i++) {
+    c.tick([1]);
+    c.stabilize();
+  }
+  assert.is(
+    c
+      .core(1)
+      .status()
+      .progress.find((p) => p.id === 3)?.state,
+    'snapshot',
+  );
+  c.heal();
+  for (let i = 0; i < 3 * T && c.node(3).appliedIndex < meta.index; i++) {
+    c.tick([1]);
+    c.stabilize();
+  }
+  assert.ok(c.node(3).appliedIndex >= meta.index);
+});
+
+test('snapshot transfer resumes after the follower restarts with the partial bytes it kept', () => {
+  const meta = { index: 20, term: 3, conf: { voters: [1, 2, 3], learners: [] }, size: 30 };
+  const chunk = (core: RaftCore, offset: number, length: number) =>
+    core.step({
+      type: 'snapshotChunk',
+      term: 3,
+      from: 2,
+      to: 1,
+      meta,
+      offset,
+      length,
+      done: offset + length === 30,
+      data: snapshotBytes(20, 3, 30).subarray(offset, offset + length),
+    });
+  const core = new RaftCore({
+    id: 1,
+    log: new MemoryLog(),
+    conf: { voters: [1, 2, 3], learners: [] },
+    hardState: { term: 3, vote: 0, commit: 0 },
+    random: createPrng(1).next,
+    partialSnapshot: { meta, receivedBytes: 20 },
+  });
+  chunk(core, 0, 10); // a new leader starts from 0: told to skip ahead
+  const rd = core.takeReady();
+  const [ack] = rd.messagesAfterPersist.filter((m) => m.type === 'snapshotAck');
+  assert.equal(ack && ack.type === 'snapshotAck' && [ack.offset, ack.rewind], [20, false]);
+  chunk(core, 20, 10);
+  const rd2 = core.takeReady();
+  assert.equal(
+    rd2.snapshot.map((w) => w.type),
+    ['writeChunk', 'install'],
+  );
+});
+
+test('appends after a snapshot are taken while its install is being confirmed; applying waits for the confirmation', () => {
+  const s = new Solo(1, [1, 2, 3], {}, { hardState: { term: 2, vote: 0, commit: 0 } });
+  const meta = { index: 5, term: 2, conf: { voters: [1, 2, 3], learners: [] }, size: 1 };
+  s.core.step({
+    type: 'snapshotChunk',
+    term: 2,
+    from: 2,
+    to: 1,
+    meta,
+    offset: 0,
+    length: 1,
+    done: true,
+    data: bytes('s'),
+  });
+  s.take(false);
+  s.core.step({
+    type: 'append',
+    term: 2,
+    from: 2,
+    to: 1,
+    prevIndex: 5,
+    prevTerm: 2,
+    entries: entriesOf([2, 2], 6),
+    commit: 7,
+  });
+  const rd = s.take(true);
+  assert.equal(
+    rd.logWrite?.entries.map((e) => e.index),
+    [6, 7],
+  );
+  assert.is(rd.messagesAfterPersist.filter((m) => m.type === 'appendResponse').length, 1);
+  assert.equal(s.take().committed, [], 'nothing applied before the install is confirmed');
+  s.core.snapshotInstalled(meta);
+  assert.equal(
+    s.take().committed.map((e) => e.index),
+    [6, 7],
+  );
+});
+
+test('a driver that lost its snapshot reports it; the leader restarts the transfer with its newest one', () => {
+  const c = new Cluster({ ids: [1, 2, 3], options: { snapshotChunkBytes: 8 } });
+  c.elect(1);
+  c.partition([1, 2], [3]);
+  for (let i = 0; i < 5; i++) c.propose(1, `e${i}`);
+  c.stabilize();
+  const old = c.node(1).takeSnapshot(20);
+  c.filter = (m) => m.to !== 3;
+  c.heal();
+  c.filter = (m) => !(m.type === 'snapshotChunk');
+  c.tick([1]);
+  c.stabilize();
+  for (let i = 0; i < 3; i++) c.propose(1, `f${i}`);
+  c.stabilize();
+  c.node(1).snapshots.delete(`${old.index}/${old.term}`);
+  c.core(1).reportSnapshot(3, false);
+  const fresh = c.node(1).takeSnapshot(12);
+  c.heal();
+  for (let i = 0; i < 3 * T && c.node(3).appliedIndex < fresh.index; i++) {
+    c.tick([1]);
+    c.stabilize();
+  }
+  assert.ok(c.node(3).appliedIndex >= fresh.index);
+});
+
+// ---- Flow control ----
+
+test('flow control: in-flight appends per follower are capped in messages and bytes; messages in size', () => {
+  const s = new Solo(1, [1, 2], { maxInflightMsgs: 3, maxSizePerMsgBytes: 10, maxInflightBytes: 1000 });
+  s.becomeLeader();
+  s.core.step({
+    type: 'appendResponse',
+    term: 1,
+    from: 2,
+    to: 1,
+    index: 1,
+    reject: false,
+    hintIndex: 0,
+    hintTerm: 0,
+  });
+  s.take();
+  for (let i = 0; i < 20; i++) s.core.propose([bytes('12345')]); // 5 bytes each
+  const appends = s.take().messagesNow.filter((m): m is AppendMessage => m.type === 'append');
+  assert.is(appends.length, 3, 'three messages in flight, no more');
+  for (const a of appends) {
+    assert.is(a.entries.length, 2);
+    assert.ok(a.entries.reduce((n, e) => n + e.data.length, 0) <= 10);
+  }
+  // One acknowledgement frees one slot.
+  s.core.step({
+    type: 'appendResponse',
+    term: 1,
+    from: 2,
+    to: 1,
+    index: 3,
+    reject: false,
+    hintIndex: 0,
+    hintTerm: 0,
+  });
+  const more = s.take().messagesNow.filter((m): m is AppendMessage => m.type === 'append');
+  assert.equal(
+    more.map((a) => a.entries[0]!.index),
+    [8],
+  );
+  // Bytes cap.
+  const b = new Solo(1, [1, 2], { maxInflightMsgs: 100, maxSizePerMsgBytes: 10, maxInflightBytes: 25 });
+  b.becomeLeader();
+  b.core.step({
+    type: 'appendResponse',
+    term: 1,
+    from: 2,
+    to: 1,
+    index: 1,
+    reject: false,
+    hintIndex: 0,
+    hintTerm: 0,
+  });
+  b.take();
+  for (let i = 0; i < 20; i++) b.core.propose([bytes('12345')]);
+  const byBytes = b.take().messagesNow.filter((m) => m.type === 'append');
+  assert.is(byBytes.length, 3, '10 + 10 + 10 ≥ 25: the third fills the byte budget');
+});
+
+test('flow control: proposals are refused past maxUncommittedBytes and accepted again after commit', () => {
+  const s = new Solo(1, [1, 2, 3], { maxUncommittedBytes: 12 });
+  s.becomeLeader();
+  assert.ok(s.core.propose([bytes('12345678')]).ok);
+  const r = s.core.propose([bytes('12345678')]);
+  assert.equal(r.ok ? '' : r.reason, 'overloaded');
+  s.take();
+  s.core.step({
+    type: 'appendResponse',
+    term: 1,
+    from: 2,
+    to: 1,
+    index: 2,
+    reject: false,
+    hintIndex: 0,
+    hintTerm: 0,
+  });
+  assert.is(s.core.commitIndex, 2);
+  assert.ok(s.core.propose([bytes('12345678')]).ok);
+});
+
+test('flow control: committed entries are handed out within maxApplyBytes until applied() confirms', () => {
+  const c = new Cluster({ ids: [1], options: { maxApplyBytes: 20 } });
+  c.elect(1);
+  c.stabilize();
+  const core = c.core(1);
+  for (let i = 0; i < 10; i++) core.propose([bytes('0123456789')]);
+  const rd = core.takeReady();
+  c.node(1).view.write(rd.logWrite!);
+  const last = rd.logWrite!.entries.at(-1)!;
+  core.persisted(last.index, last.term);
+  const first = core.takeReady().committed;
+  assert.is(first.length, 2, '2 × 10 bytes');
+  assert.is(core.takeReady().committed.length, 0, 'nothing more until applied');
+  core.applied(first.at(-1)!.index);
+  assert.is(core.takeReady().committed.length, 2);
+});
+
+// ---- Lost acknowledged entries (DESIGN §6) ----
+
+test('lost acknowledged entries: the node neither votes nor campaigns until repaired from a leader', () => {
+  const c = new Cluster({ ids: [1, 2, 3] });
+  c.elect(1);
+  c.partition([1, 2], [3]);
+  c.propose(1, 'acked');
+  c.stabilize();
+  const committed = c.core(1).commitIndex;
+  // Node 2's storage loses the tail it acknowledged; node 1 dies.
+  const n2 = c.node(2);
+  const lastBefore = n2.disk.lastIndex();
+  n2.crash();
+  n2.disk.truncate(2);
+  n2.restart(lastBefore);
+  c.node(1).crash();
+  c.heal();
+  for (let i = 0; i < 10 * T; i++) {
+    c.tick();
+    c.stabilize();
+  }
+  assert.is(c.leader(), 0, 'without node 2 voting, node 3 (missing the entry) cannot win');
+  assert.not.equal(c.core(2).currentRole, 'candidate');
+  c.node(1).restart();
+  c.keepReadies = true;
+  const l = c.electLeader();
+  assert.is(l, 1, 'only the node with the committed entry can win');
+  c.stabilize();
+  assert.ok(c.node(2).readies.some((rd) => rd.repairedPast === lastBefore));
+  assert.is(c.core(2).status().recoveringUntil, 0);
+  for (const id of [1, 2, 3]) assert.is(text(c.node(id).applied.get(committed)), 'acked');
+});
+
+test('a 21-voter cluster elects, commits and tolerates 10 failures', () => {
+  const ids = Array.from({ length: 21 }, (_, i) => i + 1);
+  const c = new Cluster({ ids });
+  const l = c.electLeader();
+  for (const id of ids.filter((id) => id !== l).slice(0, 10)) c.node(id).crash();
+  c.propose(l, 'wide');
+  c.stabilize();
+  assert.is(text(c.node(l).applied.get(2)), 'wide');
+});
+
+// ---- Bad input ----
+
+test('bad input gets a typed error and changes nothing', () => {
+  const s = new Solo(1, [1, 2, 3]);
+  s.becomeLeader();
+  const before = JSON.stringify(s.core.status());
+  const bad: unknown[] = [
+    null,
+    { type: 'nope', term: 1, from: 2, to: 1 },
+    { type: 'append', term: 1, from: 2, to: 9, prevIndex: 0, prevTerm: 0, entries: [], commit: 0 },
+    { type: 'append', term: 1, from: 1, to: 1, prevIndex: 0, prevTerm: 0, entries: [], commit: 0 },
+    { type: 'append', term: -1, from: 2, to: 1, prevIndex: 0, prevTerm: 0, entries: [], commit: 0 },
+    {
+      type: 'append',
+      term: 2,
+      from: 2,
+      to: 1,
+      prevIndex: 0,
+      prevTerm: 0,
+      entries: entriesOf([1], 2),
+      commit: 0,
+    },
+    {
+      type: 'append',
+      term: 2,
+      from: 2,
+      to: 1,
+      prevIndex: 0,
+      prevTerm: 0,
+      entries: entriesOf([3]),
+      commit: 0,
+    },
+    {
+      type: 'append',
+      term: 2,
+      from: 2,
+      to: 1,
+      prevIndex: 0,
+      prevTerm: 0,
+      entries: [{ index: 1, term: 1, type: 'config', data: bytes('garbage') }],
+      commit: 0,
+    },
+    { type: 'heartbeat', term: 1.5, from: 2, to: 1, commit: 0, readSeq: 0 },
+    {
+      type: 'snapshotChunk',
+      term: 2,
+      from: 2,
+      to: 1,
+      meta: { index: 5, term: 1, conf: { voters: [1], learners: [] }, size: 4 },
+      offset: 0,
+      length: 4,
+      done: true,
+      data: new Uint8Array(3),
+    },
+  ];
+  for (const m of bad) {
+    try {
+      s.core.step(m as Message);
+      assert.unreachable(`accepted ${JSON.stringify(m)}`);
+    } catch (e) {
+      assert.instance(e, RaftError);
+      assert.is((e as RaftError).code, 'invalidMessage');
+    }
+  }
+  assert.throws(
+    () => s.core.applied(99),
+    (e: unknown) => e instanceof RaftError && e.code === 'invalidInput',
+  );
+  assert.throws(
+    () => s.core.propose([]),
+    (e: unknown) => e instanceof RaftError && e.code === 'invalidInput',
+  );
+  assert.throws(
+    () => s.core.propose(['x' as unknown as Uint8Array]),
+    (e: unknown) => e instanceof RaftError && e.code === 'invalidInput',
+  );
+  assert.throws(
+    () => s.core.persisted(-1, 0),
+    (e: unknown) => e instanceof RaftError,
+  );
+  assert.is(JSON.stringify(s.core.status()), before);
+  assert.throws(
+    () =>
+      new RaftCore({
+        id: 0,
+        log: new MemoryLog(),
+        conf: { voters: [1], learners: [] },
+        random: Math.random,
+      }),
+    (e: unknown) => e instanceof RaftError && e.code === 'invalidConfig',
+  );
+  assert.throws(
+    () =>
+      new RaftCore({
+        id: 1,
+        log: new MemoryLog(),
+        conf: { voters: [1], learners: [] },
+        random: createPrng(1).next,
+        options: { heartbeatTicks: 10, electionTimeoutTicks: 10 },
+      }),
+    (e: unknown) => e instanceof RaftError && e.code === 'invalidConfig',
+  );
+});
+
+test('answers no correct peer could send are ignored by the leader', () => {
+  const s = new Solo(1, [1, 2, 3]);
+  s.becomeLeader();
+  s.core.step({
+    type: 'appendResponse',
+    term: 1,
+    from: 2,
+    to: 1,
+    index: 99,
+    reject: false,
+    hintIndex: 0,
+    hintTerm: 0,
+  });
+  assert.is(s.core.status().progress.find((p) => p.id === 2)?.match, 0);
+  s.core.step({
+    type: 'appendResponse',
+    term: 1,
+    from: 2,
+    to: 1,
+    index: 1,
+    reject: false,
+    hintIndex: 0,
+    hintTerm: 0,
+  });
+  s.take();
+  s.core.readIndex(5);
+  s.take();
+  s.core.step({ type: 'heartbeatResponse', term: 1, from: 3, to: 1, readSeq: 1000 });
+  s.core.step({ type: 'heartbeatResponse', term: 1, from: 2, to: 1, readSeq: 1000 });
+  assert.equal(
+    s.take().reads.map((r) => r.context),
+    [],
+    'a future read round confirms nothing',
+  );
+});
+
+test('restart from durable state: term, vote and log survive; configuration is rebuilt from the log', () => {
+  const c = new Cluster({ ids: [1, 2, 3] });
+  c.elect(1);
+  assert.ok(c.core(1).proposeConfChange({ type: 'addLearner', node: 4 }).ok);
+  c.propose(1, 'a');
+  c.stabilize();
+  const term = c.core(2).currentTerm;
+  c.node(2).crash();
+  c.node(2).restart();
+  assert.is(c.core(2).currentTerm, term);
+  assert.equal(c.core(2).status().conf.learners, [4], 'config entry found in the log after applied');
+  c.tick([1]);
+  c.stabilize();
+  assert.is(c.node(2).appliedIndex, c.core(1).commitIndex);
+});
+
+test.run();
