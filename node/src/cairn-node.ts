@@ -230,10 +230,11 @@ export class CairnNode implements NodeApi {
 
   private onMetadataRole(_s: SoftState): void {}
 
-  /** Peer addresses: every member of the catalog, plus the configured ones until the catalog is known. */
+  /** Peer addresses: every member of the catalog, or the configured ones until the catalog is known. */
   private updatePeers(): void {
     const peers = new Map<NodeId, string>();
-    for (const m of this.o.config.members) peers.set(m.id, m.peerAddress);
+    if (this.meta.state.clusterId === '')
+      for (const m of this.o.config.members) peers.set(m.id, m.peerAddress);
     for (const m of this.meta.state.memberList()) peers.set(m.id, m.peerAddress);
     peers.delete(this.id);
     this.o.transport.setPeers(peers);

@@ -148,7 +148,7 @@ async function serve(config: NodeConfig): Promise<number> {
 
   let api: ApiServer;
   try {
-    api = await ApiServer.listen({ node, limits: config.limits, listenAddress: config.apiAddress });
+    api = await ApiServer.listen({ node, clock, limits: config.limits, listenAddress: config.apiAddress });
   } catch (err) {
     console.error(`cairn serve: ${(err as Error).message}`);
     await node.stop();
