@@ -84,6 +84,8 @@ export interface CairnNodeOptions {
   /** Storage failed: the node stops; the process should exit. */
   onFatal?(err: unknown): void;
   onAppend?(seconds: number, bytes: number): void;
+  /** Batch bytes served by Read and Subscribe. */
+  onRead?(bytes: number): void;
   onPersist?(seconds: number): void;
 }
 
@@ -626,7 +628,7 @@ export class CairnNode implements NodeApi {
   async read(input: ReadInput): Promise<ReadResult> {
     if (!Number.isSafeInteger(input.offset) || input.offset < 0) throw invalidRequest('offset must be ≥ 0');
     const pg = await this.localPartition(input.stream, input.partition);
-    return pg.read(
+    const r = await pg.read(
       input.offset,
       input.maxBytes,
       input.maxRecords,
@@ -634,6 +636,8 @@ export class CairnNode implements NodeApi {
       input.linearizable,
       input.decode,
     );
+    this.o.onRead?.(r.batches.length);
+    return r;
   }
 
   async *subscribe(input: SubscribeInput, signal: AbortSignal): AsyncGenerator<SubscribeChunk> {
@@ -662,7 +666,10 @@ export class CairnNode implements NodeApi {
     );
     this.subscribers++;
     try {
-      yield* pg.subscribe(from, maxBytes, input.decode, signal);
+      for await (const chunk of pg.subscribe(from, maxBytes, input.decode, signal)) {
+        this.o.onRead?.(chunk.batches.length);
+        yield chunk;
+      }
     } finally {
       this.subscribers--;
     }

@@ -143,6 +143,7 @@ async function serve(config: NodeConfig): Promise<number> {
       metrics?.appendSeconds.observe(seconds);
       metrics?.apiBytesIn.inc(bytes);
     },
+    onRead: (bytes) => metrics?.apiBytesOut.inc(bytes),
     onPersist: (seconds) => metrics?.persistSeconds.observe(seconds),
   });
 
