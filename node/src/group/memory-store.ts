@@ -28,7 +28,6 @@ interface Stored {
 }
 
 export class MemoryGroupStore implements GroupStore {
-  readonly holdsControlEntries = true;
   private log = new MemoryLog();
   /** Every entry's offsets, index order; batches kept for offset reads (snapshots keep them too). */
   private stored: Stored[] = [];

@@ -102,9 +102,6 @@ export class PartitionGroup implements GroupMachine {
   }
 
   commitOffset(c: OffsetCommit): Promise<AppendResult> {
-    if (!this.group.store.holdsControlEntries) {
-      return Promise.reject(unavailable('this node\u2019s storage cannot hold consumer-offset commits yet'));
-    }
     const batch = buildOffsetCommitBatch(this.o.core, c, this.o.clock.wallMs());
     return this.enqueue(
       'offsetCommit',

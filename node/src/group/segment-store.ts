@@ -45,7 +45,6 @@ export class SegmentGroupStore implements GroupStore {
    * entry and reads an unknown control type back as corruption, so consumer-offset commits
    * (control type 102) cannot be stored yet; CommitOffset answers UNAVAILABLE until it can.
    */
-  readonly holdsControlEntries = false;
   /** The snapshot we send to followers, open (its segments pinned) while it is current. */
   private outgoing: { meta: SnapshotMeta; reader: SnapshotReader } | undefined;
   /** The snapshot being received, with the chain of its chunk writes. */

@@ -23,13 +23,6 @@ export interface OpenedState {
 
 export interface GroupStore extends LogReader {
   /**
-   * Whether a normal entry may hold a control batch (Cairn's consumer-offset commits,
-   * control type 102). DESIGN: storage maps only control types 100/101 to Raft entries and
-   * keeps any other batch as a normal entry; a store that cannot yet makes CommitOffset
-   * refuse instead of writing an entry the store would reject.
-   */
-  readonly holdsControlEntries: boolean;
-  /**
    * Applies a Ready's log write — truncation, then entries — stamping each batch's
    * baseOffset (the previous entry's last offset + 1) and epoch (the entry's term) in place.
    * The LogReader reflects it at once; it is durable after a later sync().

@@ -5,6 +5,10 @@
 // - `noop` and `config` entries: a control batch (attributes bit 5) holding one control
 //   record whose key is (version i16 = 0, type i16) and whose value is the entry's data.
 //   Types 100 and 101 are Cairn's (Kafka uses 0 and 1 for transaction markers).
+// - Any other batch, control batches of other types included (the node's consumer-offset
+//   commits, type 102), is a `normal` entry whose data is the batch: readers skip control
+//   batches, Raft does not care. Only a normal entry claiming type 100/101 is refused,
+//   since it would read back as a different entry type.
 //
 // The batch's partitionLeaderEpoch is the entry's term, so the log knows every entry's
 // term from the batches alone. Control batches carry timestamp 0 so that every replica
@@ -45,7 +49,7 @@ export function toStoredBatch(core: Core, entry: Entry): Uint8Array {
     throw new StorageError('INVALID_ARGUMENT', `entry ${entry.index}: data must be a Uint8Array`);
   switch (entry.type) {
     case 'normal':
-      checkNormalBatch(entry);
+      checkNormalBatch(core, entry);
       return entry.data;
     case 'noop':
     case 'config': {
@@ -65,7 +69,7 @@ export function toStoredBatch(core: Core, entry: Entry): Uint8Array {
 }
 
 /** Structure checks that keep the log walkable; the CRC was checked where the batch entered the node. */
-function checkNormalBatch(entry: Entry): void {
+function checkNormalBatch(core: Core, entry: Entry): void {
   const b = entry.data;
   const bad = (why: string): never => {
     throw new StorageError('INVALID_ARGUMENT', `entry ${entry.index}: not a record batch v2: ${why}`);
@@ -76,7 +80,26 @@ function checkNormalBatch(entry: Entry): void {
   if (BATCH_LOG_OVERHEAD + dv.getInt32(8) !== b.length)
     bad(`batchLength ${dv.getInt32(8)} does not match ${b.length} bytes`);
   if (dv.getInt32(23) < 0) bad(`lastOffsetDelta ${dv.getInt32(23)} is negative`);
-  if ((attributesAt(dv, 0) & ATTR_CONTROL) !== 0) bad('a control batch cannot be a normal entry');
+  if ((attributesAt(dv, 0) & ATTR_CONTROL) !== 0 && raftControl(core, b) !== null)
+    bad('a Raft no-op or configuration control batch cannot be a normal entry');
+}
+
+/**
+ * The entry a control batch stands for when it is one of the Raft core's own (one control
+ * record, key version 0 and type 100/101): its type and data; null for any other control batch.
+ * Throws CoreError when the batch cannot be decoded.
+ */
+function raftControl(core: Core, batch: Uint8Array): { type: EntryType; data: Uint8Array } | null {
+  const records = core.decodeRecords(batch);
+  const record = records.length === 1 ? records[0] : undefined;
+  if (record?.key?.length !== 4) return null;
+  const kdv = dataView(record.key);
+  if (kdv.getInt16(0) !== 0) return null;
+  const controlType = kdv.getInt16(2);
+  const data = record.value ?? new Uint8Array(0);
+  if (controlType === CONTROL_TYPE_RAFT_NOOP) return { type: 'noop', data };
+  if (controlType === CONTROL_TYPE_RAFT_CONFIG) return { type: 'config', data };
+  return null;
 }
 
 /** The entry stored as `batch` (stamped bytes as read back) at Raft index `index`. */
@@ -84,23 +107,11 @@ export function fromStoredBatch(core: Core, index: number, batch: Uint8Array): E
   const dv = dataView(batch);
   const term = epochAt(dv, 0);
   if ((attributesAt(dv, 0) & ATTR_CONTROL) === 0) return { index, term, type: 'normal', data: batch };
-  const records = core.decodeRecords(batch);
-  const record = records[0];
-  if (records.length !== 1 || !record?.key || record.key.length !== 4)
-    throw new StorageError(
-      'CORRUPT',
-      `entry ${index}: a control batch must hold one control record with a 4-byte key`,
-    );
-  const kdv = dataView(record.key);
-  const version = kdv.getInt16(0);
-  const controlType = kdv.getInt16(2);
-  let type: EntryType;
-  if (version === 0 && controlType === CONTROL_TYPE_RAFT_NOOP) type = 'noop';
-  else if (version === 0 && controlType === CONTROL_TYPE_RAFT_CONFIG) type = 'config';
-  else
-    throw new StorageError(
-      'CORRUPT',
-      `entry ${index}: unknown control record version ${version} type ${controlType}`,
-    );
-  return { index, term, type, data: record.value ?? new Uint8Array(0) };
+  let control: { type: EntryType; data: Uint8Array } | null;
+  try {
+    control = raftControl(core, batch);
+  } catch (err) {
+    throw new StorageError('CORRUPT', `entry ${index}: control batch does not decode: ${String(err)}`);
+  }
+  return control === null ? { index, term, type: 'normal', data: batch } : { index, term, ...control };
 }

@@ -335,7 +335,10 @@ for (const env of envs) {
             index: 5,
             term: 2,
             type: 'normal',
-            data: core().encodeBatch([{ value: null }], { control: true }),
+            // A normal entry may be a control batch, but not one claiming to be a Raft no-op.
+            data: core().encodeBatch([{ key: new Uint8Array([0, 0, 0, 100]), value: null }], {
+              control: true,
+            }),
           },
         ],
         [{ index: 5, term: 2, type: 'bogus' as 'normal', data: new Uint8Array(0) }],
@@ -444,5 +447,44 @@ g('noop and config entries are control batches that read back as the same entrie
   }
   await storage.close();
 });
+
+g(
+  'other control batches (consumer-offset commits, type 102) stay normal entries, also after reopening',
+  async () => {
+    const fs = new MemFileSystem({ prng: createPrng(6) });
+    const offsetCommit = core().encodeBatch(
+      [{ key: new Uint8Array([0, 0, 0, 102]), value: new Uint8Array([7, 7]) }],
+      {
+        control: true,
+      },
+    );
+    const nullKeyControl = core().encodeBatch([{ value: null }], { control: true });
+    const es: Entry[] = [
+      controlEntry(1, 1, 'noop'),
+      { index: 2, term: 1, type: 'normal', data: offsetCommit },
+      normalEntry(3, 1),
+      { index: 4, term: 1, type: 'normal', data: nullKeyControl },
+    ];
+    const copies = es.map(cloneEntry);
+    {
+      const { storage } = await open(fs, { cacheBytes: 1 });
+      storage.append(es);
+      await storage.sync();
+      storage
+        .entries(1, 5, Number.POSITIVE_INFINITY)
+        .forEach((e, k) => void assert.ok(sameEntry(e, copies[k]!)));
+      await storage.close();
+    }
+    const { storage, report } = await open(fs, { cacheBytes: 1 });
+    assert.equal(report.possibleLoss, null);
+    const got = storage.entries(1, 5, Number.POSITIVE_INFINITY);
+    assert.deepEqual(
+      got.map((e) => e.type),
+      ['noop', 'normal', 'normal', 'normal'],
+    );
+    got.forEach((e, k) => void assert.ok(sameEntry(e, copies[k]!)));
+    await storage.close();
+  },
+);
 
 g.run();
