@@ -1,13 +1,50 @@
-// The `cairn` command line. Subcommands arrive with the node, API and simulator work.
-const [command = 'help'] = process.argv.slice(2);
+// The `cairn` command line: a dispatcher. Each subcommand lives in its own module, loaded
+// only when it runs; to add one, add a line to `commands`.
 
-switch (command) {
-  case 'help':
-  case '--help':
-  case '-h':
-    console.log('usage: cairn <command>\n\ncommands are being built; see README.md');
-    break;
-  default:
-    console.error(`cairn: '${command}' is not available yet in this build`);
-    process.exitCode = 2;
+export interface Command {
+  /** One line for `cairn help`. */
+  summary: string;
+  /** Runs with the arguments after the subcommand's name; resolves with the exit code. */
+  run(argv: string[]): Promise<number>;
 }
+
+const commands: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import('./serve.js')).serveCommand,
+  dev: async () => (await import('./dev.js')).devCommand,
+  status: async () => (await import('./status.js')).statusCommand,
+};
+
+async function help(): Promise<void> {
+  const lines = [
+    'usage: cairn <command> [options]   (cairn <command> --help for its options)',
+    '',
+    'commands:',
+  ];
+  for (const [name, load] of Object.entries(commands))
+    lines.push(`  ${name.padEnd(10)} ${(await load()).summary}`);
+  console.log(lines.join('\n'));
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name = 'help', ...rest] = argv;
+  if (name === 'help' || name === '--help' || name === '-h') {
+    await help();
+    return 0;
+  }
+  const load = commands[name];
+  if (load === undefined) {
+    console.error(`cairn: unknown command '${name}' (see cairn help)`);
+    return 2;
+  }
+  return (await load()).run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(`cairn: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,193 @@
+// `cairn serve`: one Cairn node — the Raft groups, the peer transport, the public gRPC
+// API and the metrics endpoint — wired with the real seams (clock, randomness, network,
+// disk). SIGINT or SIGTERM shut it down gracefully: the API stops taking calls, groups
+// stop, storage finishes its fsyncs and closes its segments, then the process exits.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { create } from '@bufbuild/protobuf';
+import * as grpc from '@grpc/grpc-js';
+import { createCore } from '../../../core-wasm/src/index.js';
+import { AdminService, NodeStatusRequestSchema } from '../../../proto/gen/cairn/v1/cairn_pb.js';
+import type { Message } from '../../../raft/src/index.js';
+import { fromServiceError } from '../api/grpc-errors.js';
+import { callUnary } from '../api/grpc-service.js';
+import { ApiServer, nodeStatusFromMessage } from '../api/server.js';
+import { CairnNode } from '../cairn-node.js';
+import { ConfigError, configHelp, loadConfig, type NodeConfig } from '../config.js';
+import { segmentStores } from '../group/segment-store.js';
+import { createLogger, type Logger } from '../ops/log.js';
+import { NodeMetrics, serveMetrics } from '../ops/metrics.js';
+import { GrpcTransport } from '../peer/grpc-transport.js';
+import { raftMessageValidator } from '../peer/raft-messages.js';
+import { realClock } from '../seams/clock.js';
+import { systemRandom } from '../seams/random.js';
+import { NodeFileSystem } from '../storage/index.js';
+import type { Command } from './main.js';
+
+const usage = `usage: cairn serve [options]
+
+Runs one Cairn node. Settings come from defaults, then --config FILE (JSON with the keys
+below in camelCase; raft.* and limits.* nested), then CAIRN_* environment variables, then
+flags. A new cluster: start every node with the same --members. Adding a node to a running
+cluster: start it with --join and --members naming nodes to reach, then AddNode.
+
+options (flag, environment variable, meaning):
+${configHelp()}`;
+
+export const serveCommand: Command = {
+  summary: 'run one Cairn node',
+  async run(argv) {
+    if (argv.includes('--help') || argv.includes('-h')) {
+      console.log(usage);
+      return 0;
+    }
+    let config: NodeConfig;
+    try {
+      config = loadConfig(argv, process.env, (p) => readFileSync(p, 'utf8'));
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(`cairn serve: ${err.message}`);
+        return 2;
+      }
+      throw err;
+    }
+    return serve(config);
+  },
+};
+
+/** The node's identity in its data directory, so a directory is never served as another node. */
+function checkIdentity(config: NodeConfig): void {
+  const path = `${config.dataDir}/node.json`;
+  let text: string | undefined;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    text = undefined;
+  }
+  const mine = { nodeId: config.nodeId, clusterId: config.clusterId };
+  if (text === undefined) {
+    // Written before any group exists; a crash here leaves an empty directory, which is fine.
+    mkdirSync(config.dataDir, { recursive: true });
+    // node:fs directly: this is process setup, not node logic (the FileSystem seam is for groups).
+    writeFileSync(path, JSON.stringify(mine));
+    return;
+  }
+  const theirs = JSON.parse(text) as typeof mine;
+  if (theirs.nodeId !== mine.nodeId || theirs.clusterId !== mine.clusterId) {
+    throw new ConfigError(
+      `${config.dataDir} belongs to node ${theirs.nodeId} of cluster '${theirs.clusterId}', not node ${mine.nodeId} of '${mine.clusterId}'`,
+    );
+  }
+}
+
+async function serve(config: NodeConfig): Promise<number> {
+  const log: Logger = createLogger(config.logLevel, { node: config.nodeId });
+  try {
+    checkIdentity(config);
+  } catch (err) {
+    console.error(`cairn serve: ${(err as Error).message}`);
+    return 2;
+  }
+  const clock = realClock();
+  const random = systemRandom();
+  const core = createCore();
+  const fs = new NodeFileSystem();
+
+  const transport = await GrpcTransport.listen<Message>({
+    nodeId: config.nodeId,
+    clusterId: config.clusterId,
+    listenAddress: config.peerAddress,
+    limits: config.limits,
+    validate: raftMessageValidator(core),
+    clock,
+    random,
+    log,
+  });
+
+  // Clients to other members' API, for ClusterStatus; one channel per address.
+  const clients = new Map<string, grpc.Client>();
+  const peerStatus = async (member: { apiAddress: string }, timeoutMs: number) => {
+    let c = clients.get(member.apiAddress);
+    if (c === undefined) {
+      c = new grpc.Client(member.apiAddress, grpc.credentials.createInsecure());
+      clients.set(member.apiAddress, c);
+    }
+    try {
+      const res = await callUnary(c, AdminService, 'nodeStatus', create(NodeStatusRequestSchema), {
+        deadline: Date.now() + timeoutMs,
+      });
+      return nodeStatusFromMessage(res);
+    } catch (err) {
+      throw fromServiceError(err as grpc.ServiceError);
+    }
+  };
+
+  let metrics: NodeMetrics | undefined;
+  let shuttingDown: Promise<void> | undefined;
+  let exitCode = 0;
+  const node = await CairnNode.start({
+    config,
+    clock,
+    random,
+    transport,
+    core,
+    stores: segmentStores({ fs, dataDir: config.dataDir, core, schedule: (run) => clock.defer(run), log }),
+    log,
+    peerStatus,
+    pid: process.pid,
+    onFatal: () => {
+      exitCode = 1;
+      void shutdown('storage failure');
+    },
+    onAppend: (seconds, bytes) => {
+      metrics?.appendSeconds.observe(seconds);
+      metrics?.apiBytesIn.inc(bytes);
+    },
+    onPersist: (seconds) => metrics?.persistSeconds.observe(seconds),
+  });
+
+  let api: ApiServer;
+  try {
+    api = await ApiServer.listen({ node, limits: config.limits, listenAddress: config.apiAddress });
+  } catch (err) {
+    console.error(`cairn serve: ${(err as Error).message}`);
+    await node.stop();
+    await transport.close();
+    return 1;
+  }
+
+  let metricsServer: Server | undefined;
+  if (config.metricsAddress !== '') {
+    metrics = new NodeMetrics({ status: () => node.nodeStatus(), peers: () => transport.stats() });
+    metricsServer = await serveMetrics(config.metricsAddress, metrics);
+  }
+
+  const shutdown = (why: string): Promise<void> => {
+    shuttingDown ??= (async () => {
+      log.info({ why }, 'shutting down');
+      await api.close();
+      await node.stop();
+      await transport.close();
+      metricsServer?.close();
+      for (const c of clients.values()) c.close();
+      log.info('stopped');
+      log.flush();
+    })();
+    return shuttingDown;
+  };
+
+  const done = new Promise<number>((resolve) => {
+    const onSignal = (signal: string) => {
+      void shutdown(signal).then(() => resolve(exitCode));
+    };
+    process.once('SIGINT', () => onSignal('SIGINT'));
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+  });
+
+  log.info({ api: config.apiAddress, peer: config.peerAddress, metrics: config.metricsAddress }, 'serving');
+  console.log(
+    `cairn serve: node ${config.nodeId} ready api=${config.apiAddress} peer=${config.peerAddress}` +
+      (config.metricsAddress ? ` metrics=http://${config.metricsAddress}/metrics` : ''),
+  );
+  return done;
+}

@@ -1,0 +1,88 @@
+// What a Raft group driver needs from its storage: the stored log as the core reads it
+// (LogReader), the writes of each Ready, durability reports (group commit), reads by
+// offset for clients, and snapshots. node/storage's segmented log provides it for real
+// (group/segment-store.ts adapts it); group/memory-store.ts is an in-memory one for tests.
+import type { ConfState, HardState, LogReader, LogWrite, SnapshotMeta } from '../../../raft/src/index.js';
+
+/** What storage found on open. */
+export interface OpenedState {
+  hardState: HardState | undefined;
+  /** The newest snapshot held, if the log was ever compacted or a snapshot installed. */
+  snapshot: SnapshotMeta | undefined;
+  /** The state-machine part of that snapshot (see GroupStore.takeSnapshot). */
+  snapshotState: Uint8Array | undefined;
+  /** A snapshot partly received before a restart. */
+  partialSnapshot: { meta: SnapshotMeta; receivedBytes: number } | undefined;
+  /**
+   * Set when storage found it may have lost entries this node acknowledged (corruption in
+   * the middle of the log, not a torn tail): the last index it held before the damage.
+   * Stays set (durably) until clearLostEntries().
+   */
+  lostEntries: { lastIndexBeforeRepair: number } | undefined;
+}
+
+export interface GroupStore extends LogReader {
+  /**
+   * Whether a normal entry may hold a control batch (Cairn's consumer-offset commits,
+   * control type 102). DESIGN: storage maps only control types 100/101 to Raft entries and
+   * keeps any other batch as a normal entry; a store that cannot yet makes CommitOffset
+   * refuse instead of writing an entry the store would reject.
+   */
+  readonly holdsControlEntries: boolean;
+  /**
+   * Applies a Ready's log write — truncation, then entries — stamping each batch's
+   * baseOffset (the previous entry's last offset + 1) and epoch (the entry's term) in place.
+   * The LogReader reflects it at once; it is durable after a later sync().
+   */
+  write(w: LogWrite): void;
+  /** Records term, vote and commit; durable after a later sync(). */
+  setHardState(hs: HardState): void;
+  /**
+   * Resolves once everything handed to write/setHardState/snapshot calls before this call is
+   * durable. Calls in one turn share one write and one fsync (group commit); promises
+   * resolve in call order. Rejects if the disk fails (the node must then stop).
+   */
+  sync(): Promise<void>;
+
+  /** Offset of the first record still held (after retention and snapshots). */
+  logStartOffset(): number;
+  /** One past the last offset of the last entry in the log (committed or not). */
+  nextOffset(): number;
+  /**
+   * Stored batches back to back, starting with the one holding `offset`, at most
+   * `maxBytes` (but at least one batch when there is one), ending before `endOffset`.
+   * Precondition: logStartOffset() ≤ offset < endOffset ≤ nextOffset().
+   */
+  read(offset: number, endOffset: number, maxBytes: number): Promise<Uint8Array>;
+
+  /**
+   * Takes a snapshot at `index` (≤ applied): `state` is the state machine's own part
+   * (partition: producers and consumer offsets; metadata: the catalog). Storage may then
+   * drop log entries through `index` that the snapshot makes unnecessary.
+   */
+  takeSnapshot(index: number, term: number, conf: ConfState, state: Uint8Array): Promise<SnapshotMeta>;
+  /** Bytes [offset, offset + length) of the snapshot `meta`, or undefined if it is gone. */
+  readSnapshotChunk(meta: SnapshotMeta, offset: number, length: number): Promise<Uint8Array | undefined>;
+  /** Follower: writes a received chunk (in order from 0); durable after a later sync(). */
+  writeSnapshotChunk(meta: SnapshotMeta, offset: number, data: Uint8Array, done: boolean): void;
+  discardPartialSnapshot(meta: SnapshotMeta): void;
+  /**
+   * Follower: validates the fully received snapshot `meta` and replaces the log with it,
+   * durably; once it resolves the LogReader shows the snapshot point alone. Resolves with
+   * the snapshot's state-machine part.
+   */
+  installSnapshot(meta: SnapshotMeta): Promise<Uint8Array>;
+
+  /**
+   * Retention: deletes whole segments while the partition holds more than `maxBytes` (0 =
+   * no bound) or their newest record is older than `maxAgeMs` (0 = no bound); only data
+   * below the last snapshot is eligible, so the Raft log is never touched.
+   */
+  applyRetention(maxBytes: number, maxAgeMs: number, nowMs: number): Promise<void>;
+  /** Key compaction (compacted streams) of the data below the last snapshot. */
+  compactKeys(deleteRetentionMs: number, nowMs: number): Promise<void>;
+
+  /** The repair the node needed is done (Ready.repairedPast): forget the marker, durably. */
+  clearLostEntries(): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,48 @@
+// A CRC'd envelope for the small files storage rewrites whole (hard state, manifest,
+// snapshot state): magic u32 | version u16 | reserved u16 | payload length u32 | payload |
+// crc32c u32 of everything before it. Big-endian, like the batches.
+import type { Core } from '../../../core-wasm/src/api.js';
+
+const HEADER_BYTES = 12;
+const CRC_BYTES = 4;
+export const ENVELOPE_VERSION = 1;
+
+/** Four ASCII characters as a u32 (file magics). */
+export function magic(tag: string): number {
+  if (tag.length !== 4) throw new Error(`magic tag must be 4 characters: ${tag}`);
+  return (
+    ((tag.charCodeAt(0) << 24) | (tag.charCodeAt(1) << 16) | (tag.charCodeAt(2) << 8) | tag.charCodeAt(3)) >>>
+    0
+  );
+}
+
+export function sealEnvelope(core: Core, magicValue: number, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(HEADER_BYTES + payload.length + CRC_BYTES);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, magicValue);
+  view.setUint16(4, ENVELOPE_VERSION);
+  view.setUint32(8, payload.length);
+  out.set(payload, HEADER_BYTES);
+  view.setUint32(HEADER_BYTES + payload.length, core.crc32c(out.subarray(0, HEADER_BYTES + payload.length)));
+  return out;
+}
+
+/** The payload, or why the bytes are not a whole, intact envelope of this kind. */
+export function openEnvelope(
+  core: Core,
+  magicValue: number,
+  bytes: Uint8Array,
+): { ok: true; payload: Uint8Array } | { ok: false; why: string } {
+  if (bytes.length < HEADER_BYTES + CRC_BYTES) return { ok: false, why: `only ${bytes.length} bytes` };
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(0) !== magicValue) return { ok: false, why: 'bad magic' };
+  if (view.getUint16(4) !== ENVELOPE_VERSION)
+    return { ok: false, why: `unknown version ${view.getUint16(4)}` };
+  const length = view.getUint32(8);
+  if (HEADER_BYTES + length + CRC_BYTES !== bytes.length)
+    return { ok: false, why: `length ${length} does not match file size ${bytes.length}` };
+  const crc = view.getUint32(HEADER_BYTES + length);
+  if (core.crc32c(bytes.subarray(0, HEADER_BYTES + length)) !== crc)
+    return { ok: false, why: 'CRC mismatch' };
+  return { ok: true, payload: bytes.subarray(HEADER_BYTES, HEADER_BYTES + length) };
+}
