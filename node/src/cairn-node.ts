@@ -480,6 +480,12 @@ export class CairnNode implements NodeApi {
 
   // --- helpers ----------------------------------------------------------------------------
 
+  /** A member is live when this node heard from it within two election timeouts. */
+  private isLive(id: NodeId): boolean {
+    const c = this.o.config.raft;
+    return this.runtime.heardWithin(id, 2 * c.electionTicks * c.tickMs);
+  }
+
   private addressOf(id: NodeId): string {
     return this.meta.state.member(id)?.apiAddress ?? '';
   }
@@ -737,7 +743,9 @@ export class CairnNode implements NodeApi {
     if (state.partitionCount() + config.partitions > limits.maxPartitionsTotal) {
       throw limitExceeded('partitions in the cluster', limits.maxPartitionsTotal);
     }
-    const placement = placeReplicas(state, config.partitions, config.replicationFactor);
+    const placement = placeReplicas(state, config.partitions, config.replicationFactor, (id) =>
+      this.isLive(id),
+    );
     const r = await this.proposeMetaOk({ type: 'createStream', name, config, placement });
     const s = r.value as StreamMeta;
     // Answer once the partitions hosted here have a leader, so the stream is usable at once.
@@ -894,7 +902,11 @@ export class CairnNode implements NodeApi {
     if (m.state !== 'leaving') {
       const others = this.meta.state.memberList().filter((x) => x.id !== id && x.state === 'active');
       if (others.length === 0) throw invalidRequest('cannot remove the last node');
-      await this.proposeMetaOk({ type: 'removeMember', id, moves: planRemoval(this.meta.state, id) });
+      await this.proposeMetaOk({
+        type: 'removeMember',
+        id,
+        moves: planRemoval(this.meta.state, id, (x) => this.isLive(x)),
+      });
     }
     // Wait until no partition group anywhere still has the node (the partition leaders move
     // replicas off it), as the members' statuses show.

@@ -35,7 +35,7 @@ import type { GroupStore } from './store.js';
 export interface GroupHost {
   readonly nodeId: NodeId;
   /** Queues messages for the end of the turn (one frame per peer per turn). */
-  send(group: number, messages: Message[]): void;
+  send(group: number, messages: readonly Message[]): void;
   /** The group has work: run process() this turn. */
   markDirty(group: RaftGroup): void;
   now(): number;
@@ -58,7 +58,7 @@ export interface GroupMachine {
 
 /** One Ready's durable work and what waits for it. */
 interface PersistSlot {
-  messages: Message[];
+  messages: readonly Message[];
   /** Last entry of the Ready's log write: persisted(index, term) once durable. */
   last: { index: number; term: number } | undefined;
   install: SnapshotMeta | undefined;
@@ -389,7 +389,7 @@ export class RaftGroup {
     }
   }
 
-  private sendNow(messages: Message[]): void {
+  private sendNow(messages: readonly Message[]): void {
     if (messages.length === 0) return;
     const ready: Message[] = [];
     for (const m of messages) {
