@@ -281,7 +281,7 @@ export class CairnClient {
           next === undefined
             ? { case: 'position', value: StartPosition.EARLIEST }
             : { case: 'offset', value: BigInt(next) },
-        maxBytesPerMessage: options.maxBytesPerMessage ?? 0,
+        maxBytesPerMessage: options.maxBytesPerMessage ?? this.options.subscribeMaxBytesPerMessage,
         decode: false,
       });
       let call: ReturnType<Channels['serverStream']> | undefined;
@@ -316,12 +316,16 @@ export class CairnClient {
         case 'NOT_LEADER':
           this.router.noteLeader(stream, partition, err);
           break;
-        case 'OFFSET_OUT_OF_RANGE':
-          // A replica behind `next` has not caught up yet: wait or try another. Below the
-          // log start, records were removed before we read them: resuming would skip them.
+        case 'OFFSET_OUT_OF_RANGE': {
+          // Below the log start, records were removed before we read them: resuming would
+          // skip them. Beyond the end: a replica that has not caught up yet (wait, or try
+          // another), unless the leader says the offset is beyond its end too.
           if (next === undefined || err.facts.highWatermark < 0 || next < err.facts.logStartOffset) throw err;
+          const { highWatermark } = await this.offsets(stream, partition);
+          if (next > highWatermark) throw err;
           this.router.noteFailure(address);
           break;
+        }
         case 'UNAVAILABLE':
         case 'TIMEOUT':
         case 'INTERNAL':

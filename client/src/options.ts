@@ -38,6 +38,13 @@ export interface ClientOptions {
    */
   idempotent?: boolean;
 
+  /**
+   * Subscribe: batch bytes per server message (a single larger batch still comes whole).
+   * A subscriber that does not pull holds at most 16 messages (the gRPC stream's buffer),
+   * so this bounds its memory.
+   */
+  subscribeMaxBytesPerMessage?: number;
+
   /** Metadata (nodes, partition leaders) older than this is refreshed before use. */
   metadataMaxAgeMs?: number;
   /** Largest gRPC message the client accepts (a Read or Subscribe answer). */
@@ -67,6 +74,7 @@ export const defaultClientOptions: Readonly<Omit<ResolvedOptions, 'servers'>> = 
   deliveryTimeoutMs: 60_000,
   compression: 'none' as CompressionName,
   idempotent: true,
+  subscribeMaxBytesPerMessage: 1 * MiB,
   metadataMaxAgeMs: 30_000,
   maxReceiveMessageBytes: 64 * MiB,
 });
@@ -98,6 +106,7 @@ export function resolveOptions(o: ClientOptions): ResolvedOptions {
     'deliveryTimeoutMs',
     'metadataMaxAgeMs',
     'maxReceiveMessageBytes',
+    'subscribeMaxBytesPerMessage',
   ] as const) {
     if (!Number.isFinite(r[k]) || r[k] <= 0) throw new TypeError(`${k} must be a positive number`);
   }

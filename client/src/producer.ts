@@ -44,7 +44,7 @@ import { toRecordInput } from './batches.js';
 import { toNumber } from './convert.js';
 import { CairnClientError, invalidRequest } from './errors.js';
 import { backoffMs, type ResolvedOptions } from './options.js';
-import type { Router } from './router.js';
+import { noLeaderAsUnavailable, type Router } from './router.js';
 import type { Channels } from './rpc.js';
 import type { AppendOptions, ProduceRecord, RecordPosition } from './types.js';
 
@@ -400,8 +400,9 @@ class PartitionSender {
             // The head may or may not have landed, and so may every later batch that was
             // sent (each follows the head's sequences): none of them can be resent under a
             // new epoch without risking a duplicate, so they all fail as "unknown".
+            const last = noLeaderAsUnavailable(err);
             const unknown = new CairnClientError(
-              err.code,
+              last.code,
               `append not acknowledged within ${this.p.o.deliveryTimeoutMs} ms (its outcome is unknown): ${err.message}`,
               err.facts,
               err.grpcCode,

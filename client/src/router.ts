@@ -58,6 +58,21 @@ export function verdictOf(err: CairnClientError, retryUnknown: boolean): Verdict
   }
 }
 
+/**
+ * A NOT_LEADER that named no leader, still so at the deadline, means no leader could be
+ * elected (no quorum): the proto's UNAVAILABLE, which is what the caller should see.
+ */
+export function noLeaderAsUnavailable(err: CairnClientError): CairnClientError {
+  if (err.code !== 'NOT_LEADER' || err.facts.leaderAddress !== '') return err;
+  return new CairnClientError(
+    'UNAVAILABLE',
+    `no leader (no quorum?): ${err.message}`,
+    err.facts,
+    err.grpcCode,
+    err.fromServer,
+  );
+}
+
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
@@ -230,6 +245,9 @@ export class Router {
   ): Promise<T> {
     let retries = 0;
     let redirects = 0;
+    const started = Date.now();
+    /** The last answer a server gave: more telling at the deadline than a refused connection. */
+    let lastAnswer: CairnClientError | undefined;
     // Partition leaders come from the metadata; without it every first attempt is a guess.
     if (this.meta === undefined && target.kind !== 'any') await this.refresh().catch(() => {});
     for (;;) {
@@ -242,6 +260,7 @@ export class Router {
         const err = e instanceof CairnClientError ? e : new CairnClientError('INTERNAL', String(e));
         const verdict = verdictOf(err, policy.retryUnknown);
         if (verdict === 'fail') throw err;
+        if (err.fromServer) lastAnswer = err;
         if (verdict === 'redirect') {
           const known = this.redirect(target, err);
           if (known && redirects < this.o.maxImmediateRedirects && Date.now() < policy.deadline) {
@@ -256,7 +275,16 @@ export class Router {
         redirects = 0;
         retries++;
         const pause = backoffMs(this.o, retries);
-        if (Date.now() + pause > policy.deadline) throw err;
+        if (Date.now() + pause > policy.deadline) {
+          const best = noLeaderAsUnavailable(err.fromServer ? err : (lastAnswer ?? err));
+          throw new CairnClientError(
+            best.code,
+            `${best.message} (gave up after ${retries} retries in ${Date.now() - started} ms)`,
+            best.facts,
+            best.grpcCode,
+            best.fromServer,
+          );
+        }
         await sleep(pause, policy.signal);
       }
     }

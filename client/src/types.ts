@@ -87,7 +87,7 @@ export interface SubscribeOptions {
   partition?: number;
   /** An offset, 'earliest' (the first held) or 'latest' (only records appended from now on). Default 'latest'. */
   from?: StartFrom;
-  /** Bytes of batches per server message (0 = the server's limit). */
+  /** Bytes of batches per server message (default: the client's subscribeMaxBytesPerMessage). */
   maxBytesPerMessage?: number;
   /** Ends the iteration (it returns normally). */
   signal?: AbortSignal;
