@@ -200,7 +200,9 @@ test('a progress line is drawn on a terminal only', () => {
     .join(' ');
   const tty = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
   assert.is(tty.status, 0, tty.stderr);
-  assert.match(tty.stdout, /\r\x1b\[Kproduced \d+\/60000 records/);
+  // The line is redrawn with CR + "erase line" (ESC [ K).
+  const redraw = new RegExp(`\r${String.fromCharCode(27)}\\[Kproduced \\d+/60000 records`);
+  assert.match(tty.stdout, redraw);
 });
 
 test('leader transfer moves a partition leader; node add and remove change the membership', async () => {
