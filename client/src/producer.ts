@@ -309,6 +309,8 @@ class PartitionSender {
   private settled(b: OutBatch, address: string, base: number, last: number, err?: CairnClientError): void {
     this.inFlight--;
     if (err === undefined) {
+      // Only the leader appends: remember who did.
+      this.p.router.noteLeaderAddress(this.stream, this.partition, address);
       this.complete(b, base, last);
     } else if (err.code === 'DUPLICATE_SEQUENCE' && err.facts.baseOffset >= 0) {
       // The batch landed on an earlier attempt: the original offsets are the answer.

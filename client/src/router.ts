@@ -175,6 +175,12 @@ export class Router {
     }
   }
 
+  /** A refresh in the background, at most one per retryBackoffMaxMs. */
+  private refreshSoon(): void {
+    if (this.refreshing !== undefined || Date.now() - this.metaAt < this.o.retryBackoffMaxMs) return;
+    void this.refresh().catch(() => {});
+  }
+
   /** Cached metadata, refreshed when older than metadataMaxAgeMs. */
   async metadata(): Promise<ClusterMetadata> {
     if (this.meta === undefined || Date.now() - this.metaAt > this.o.metadataMaxAgeMs) return this.refresh();
@@ -202,6 +208,9 @@ export class Router {
         const leader = this.leaders.get(partitionKey(target.stream, target.partition));
         const replicas = this.replicaAddresses(target.stream, target.partition);
         if (target.replica === 'leader' && leader !== undefined) return leader;
+        // The leader is not known (a new stream, an election): ask again soon, meanwhile
+        // try a replica (any replica serves reads; others redirect).
+        if (target.replica === 'leader') this.refreshSoon();
         if (replicas.length > 0) return this.ordered(replicas)[0]!;
         return leader ?? any();
       }
@@ -213,6 +222,11 @@ export class Router {
     if (p === undefined) return [];
     const addressOf = new Map(this.meta!.nodes.map((n) => [n.id, n.apiAddress]));
     return p.replicas.map((id) => addressOf.get(id) ?? '').filter((a) => a !== '');
+  }
+
+  /** Records the node that just served a leader-only request for a partition. */
+  noteLeaderAddress(stream: string, partition: number, address: string): void {
+    this.leaders.set(partitionKey(stream, partition), address);
   }
 
   /** Records what a NOT_LEADER answer from a partition says about its leader. */
