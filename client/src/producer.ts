@@ -543,7 +543,7 @@ export class Producer {
 
   private async initProducer(): Promise<{ producerId: number; epoch: number }> {
     const res = await this.router.call(
-      { kind: 'any' },
+      { kind: 'metadata' }, // ids are allocated by the metadata group's leader
       { retryUnknown: true, deadline: Date.now() + this.o.retryTimeoutMs },
       (address, timeoutMs) =>
         this.channels.unary(

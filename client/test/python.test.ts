@@ -77,7 +77,9 @@ test('a Python client generated from the .proto appends and reads, follows redir
 
     // The TypeScript client sees exactly what Python wrote…
     const fromTs = await readAll(client.get(), 'py', 0);
-    const pyRecords = fromTs.filter((r) => r.offset >= Number(out.append.base) && r.offset <= Number(out.append.last));
+    const pyRecords = fromTs.filter(
+      (r) => r.offset >= Number(out.append.base) && r.offset <= Number(out.append.last),
+    );
     assert.equal(
       pyRecords.map((r) => [r.offset, text(r.value), r.headers.map((h) => [h.key, text(h.value)])]),
       out.read.map((r: { offset: number; value: string | null; headers: Record<string, string> }) => [
@@ -87,7 +89,9 @@ test('a Python client generated from the .proto appends and reads, follows redir
       ]),
     );
     // …and the server's key → partition routing (AppendRequest.partition_key) matches the TS client's.
-    for (const [key, at] of Object.entries(out.keyed as Record<string, { partition: number; offset: number }>)) {
+    for (const [key, at] of Object.entries(
+      out.keyed as Record<string, { partition: number; offset: number }>,
+    )) {
       assert.is(at.partition, await client.get().partitionFor('py', key), key);
       const r = await client.get().read('py', at.partition, { offset: Number(at.offset), maxRecords: 1 });
       assert.is(text(r.records[0]!.value), `fruit ${key}`);
