@@ -6,6 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ApiServer } from '../../node/src/api/server.js';
 import { defaultLimits } from '../../node/src/limits.js';
+import { realClock } from '../../node/src/seams/clock.js';
 import { InProcessCluster } from '../../node/test/support/inproc.js';
 import { freePort } from '../../node/test/support/procs.js';
 import { CairnClient, CairnClientError } from '../src/index.js';
@@ -18,7 +19,7 @@ test('consumer offsets: none before a commit (-1); commit then fetch returns off
   try {
     const node = await c.start(1, ['--api-address', api, '--members', `1=${api}/127.0.0.1:7101`]);
     await c.leaderOf(0);
-    server = await ApiServer.listen({ node, limits: defaultLimits, listenAddress: api });
+    server = await ApiServer.listen({ node, clock: realClock(), limits: defaultLimits, listenAddress: api });
     client = new CairnClient({ servers: [api] });
     await client.createStream('consumed', { partitions: 2 });
     assert.equal(await client.fetchOffset('g1', 'consumed', 1), { offset: -1, metadata: '' });

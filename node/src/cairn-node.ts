@@ -84,6 +84,8 @@ export interface CairnNodeOptions {
   /** Storage failed: the node stops; the process should exit. */
   onFatal?(err: unknown): void;
   onAppend?(seconds: number, bytes: number): void;
+  /** Batch bytes served by Read and Subscribe. */
+  onRead?(bytes: number): void;
   onPersist?(seconds: number): void;
 }
 
@@ -230,10 +232,11 @@ export class CairnNode implements NodeApi {
 
   private onMetadataRole(_s: SoftState): void {}
 
-  /** Peer addresses: every member of the catalog, plus the configured ones until the catalog is known. */
+  /** Peer addresses: every member of the catalog, or the configured ones until the catalog is known. */
   private updatePeers(): void {
     const peers = new Map<NodeId, string>();
-    for (const m of this.o.config.members) peers.set(m.id, m.peerAddress);
+    if (this.meta.state.clusterId === '')
+      for (const m of this.o.config.members) peers.set(m.id, m.peerAddress);
     for (const m of this.meta.state.memberList()) peers.set(m.id, m.peerAddress);
     peers.delete(this.id);
     this.o.transport.setPeers(peers);
@@ -625,7 +628,7 @@ export class CairnNode implements NodeApi {
   async read(input: ReadInput): Promise<ReadResult> {
     if (!Number.isSafeInteger(input.offset) || input.offset < 0) throw invalidRequest('offset must be ≥ 0');
     const pg = await this.localPartition(input.stream, input.partition);
-    return pg.read(
+    const r = await pg.read(
       input.offset,
       input.maxBytes,
       input.maxRecords,
@@ -633,6 +636,8 @@ export class CairnNode implements NodeApi {
       input.linearizable,
       input.decode,
     );
+    this.o.onRead?.(r.batches.length);
+    return r;
   }
 
   async *subscribe(input: SubscribeInput, signal: AbortSignal): AsyncGenerator<SubscribeChunk> {
@@ -661,7 +666,10 @@ export class CairnNode implements NodeApi {
     );
     this.subscribers++;
     try {
-      yield* pg.subscribe(from, maxBytes, input.decode, signal);
+      for await (const chunk of pg.subscribe(from, maxBytes, input.decode, signal)) {
+        this.o.onRead?.(chunk.batches.length);
+        yield chunk;
+      }
     } finally {
       this.subscribers--;
     }

@@ -18,6 +18,7 @@ import {
   type ConfState,
   decodeConfState,
   type Entry,
+  type HardState,
   type Message,
   type NodeId,
   type ProposeResult,
@@ -91,6 +92,8 @@ export class RaftGroup {
   private appliedConf: ConfState;
   private stopped = false;
   private snapshotting = false;
+  /** The hard state last handed to storage (see handle()). */
+  private persistedHard: HardState | undefined;
   /** A snapshot install is in progress: the core must not be called (see process()). */
   private blocked = false;
 
@@ -104,6 +107,7 @@ export class RaftGroup {
     this.core = new RaftCore({ ...init, id: host.nodeId, log: store });
     this.appliedIndex = init.applied ?? store.firstIndex() - 1;
     this.appliedConf = init.snapshot?.conf ?? init.conf;
+    this.persistedHard = init.hardState;
   }
 
   get role(): SoftState['role'] {
@@ -313,8 +317,24 @@ export class RaftGroup {
       slot.durable = true;
     }
     if (rd.hardState !== undefined) {
-      this.store.setHardState(rd.hardState);
-      slot.durable = true;
+      // Term and vote must be durable before the messages that depend on them; the commit
+      // index need not be (a restarted node learns it again from the leader), and storage
+      // writes hard state whole (new file, fsync, rename, directory fsync) — several fsyncs
+      // per commit advance. So a change of commit alone is written only with the next
+      // term/vote change or every hardStateCommitInterval entries.
+      const hs = rd.hardState;
+      const prev = this.persistedHard;
+      if (
+        prev === undefined ||
+        hs.term !== prev.term ||
+        hs.vote !== prev.vote ||
+        hs.commit - prev.commit >= HARD_STATE_COMMIT_INTERVAL ||
+        hs.commit < prev.commit
+      ) {
+        this.store.setHardState(hs);
+        this.persistedHard = { ...hs };
+        slot.durable = true;
+      }
     }
     if (rd.softState !== undefined) {
       const wasLeader = this.softState.role === 'leader';
@@ -495,6 +515,9 @@ export class RaftGroup {
     return this.stopped;
   }
 }
+
+/** Entries the commit index may advance before a commit-only hard state change is written. */
+const HARD_STATE_COMMIT_INTERVAL = 1024;
 
 function notCommitted(why: string, leader: NodeId): CairnError {
   return new CairnError('NOT_LEADER', `${why} (it was not committed)`, { leaderId: leader });
