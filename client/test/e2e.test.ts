@@ -100,6 +100,19 @@ test('round trip: records with keys, headers, tombstones and timestamps come bac
     [many[0]!.offset + 1],
   );
   assert.is(mid.nextOffset, many[0]!.offset + 2);
+  // The server's own decoding (ReadRequest.decode) cuts the same way and says the same.
+  const raw = await c.read(c.api(await leaderOf(c, 'round', one.partition)), {
+    stream: 'round',
+    partition: one.partition,
+    offset: BigInt(many[0]!.offset + 1),
+    maxRecords: 1,
+    decode: true,
+  });
+  assert.equal(
+    raw.records.map((x) => Number(x.offset)),
+    [many[0]!.offset + 1],
+  );
+  assert.is(Number(raw.nextOffset), many[0]!.offset + 2);
 });
 
 test('compressed batches (lz4, gzip) are stored compressed and read back the same', async () => {
@@ -113,7 +126,11 @@ test('compressed batches (lz4, gzip) are stored compressed and read back the sam
         values.map((value) => ({ value })),
         { partition: 0 },
       );
-      const raw = await c.read(c.api(1), { stream: 'packed', partition: 0, offset: BigInt(ps[0]!.offset) });
+      const raw = await c.read(c.api(await leaderOf(c, 'packed', 0)), {
+        stream: 'packed',
+        partition: 0,
+        offset: BigInt(ps[0]!.offset),
+      });
       // attributes (int16 at byte 21), bits 0-2: the codec (1 gzip, 3 lz4).
       const attributes = new DataView(raw.batches.buffer, raw.batches.byteOffset).getInt16(21);
       assert.is(attributes & 7, compression === 'lz4' ? 3 : 1);
@@ -174,8 +191,9 @@ test('concurrent appends are batched per partition; every one gets its own offse
   for (let i = 0; i < n; i++) assert.is(all[i]!.offset, offsets[i]);
   // Far fewer batches than appends: count the stored batches.
   let batches = 0;
+  const busyLeader = c.api(await leaderOf(c, 'busy', 0));
   for (let offset = 0; ; ) {
-    const raw = await c.read(c.api(1), { stream: 'busy', partition: 0, offset: BigInt(offset) });
+    const raw = await c.read(busyLeader, { stream: 'busy', partition: 0, offset: BigInt(offset) });
     const dv = new DataView(raw.batches.buffer, raw.batches.byteOffset, raw.batches.length);
     for (let pos = 0; pos < raw.batches.length; pos += 12 + dv.getInt32(pos + 8)) batches++;
     if (Number(raw.nextOffset) >= Number(raw.highWatermark)) break;
