@@ -382,32 +382,49 @@ test('idempotent appends across a leader kill: no duplicates, no gaps, acknowled
   await client.createStream('failover', { partitions: 1 });
   const acked = new Map<string, number>();
   let stop = false;
+  // Failures are kept for the end (an early rejection must not go unhandled).
+  const failures: unknown[] = [];
   const writers = Array.from({ length: 4 }, async (_, w) => {
     for (let i = 0; !stop && i < 10_000; i++) {
       const value = `w${w}-${i}`;
       const p = await client.append('failover', { value }, { partition: 0 });
       acked.set(value, p.offset);
     }
-  });
+  }).map((p) =>
+    p.catch((e: unknown) => {
+      failures.push(e);
+      stop = true;
+    }),
+  );
   // A subscriber from the start, running through the kills.
   const seen: ConsumedRecord[] = [];
   const ac = new AbortController();
   const subscriber = (async () => {
     for await (const r of client.subscribe('failover', { from: 'earliest', signal: ac.signal })) seen.push(r);
-  })();
-  await eventually(() => assert.ok(acked.size > 200), 20_000, 'appends before the kill');
+  })().catch((e: unknown) => {
+    failures.push(e);
+  });
+  const noFailures = () => {
+    if (failures.length > 0) throw failures[0];
+  };
+  const progressed = (n: number) => () => {
+    noFailures();
+    assert.ok(acked.size > n);
+  };
+  await eventually(progressed(200), 20_000, 'appends before the kill');
   const first = await leaderOf(c, 'failover');
   await c.kill(first);
   const atKill = acked.size;
-  await eventually(() => assert.ok(acked.size > atKill + 200), 30_000, 'appends after the first kill');
+  await eventually(progressed(atKill + 200), 30_000, 'appends after the first kill');
   await c.start(first);
   const second = await leaderOf(c, 'failover');
   await c.kill(second);
   const atKill2 = acked.size;
-  await eventually(() => assert.ok(acked.size > atKill2 + 200), 30_000, 'appends after the second kill');
+  await eventually(progressed(atKill2 + 200), 30_000, 'appends after the second kill');
   await c.start(second);
   stop = true;
   await Promise.all(writers);
+  noFailures();
   const all = await readAll(client, 'failover', 0);
   const where = new Map<string, number>();
   for (const r of all) {
@@ -433,6 +450,7 @@ test('idempotent appends across a leader kill: no duplicates, no gaps, acknowled
   await eventually(() => assert.is(seen.length, all.length), 20_000, 'subscriber catches up');
   ac.abort();
   await subscriber;
+  noFailures();
   assert.equal(
     seen.map((r) => r.offset),
     all.map((r) => r.offset),
