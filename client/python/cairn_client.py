@@ -74,6 +74,9 @@ class Client:
         self.pb_grpc = pb_grpc
         self.channels = {}
         self.server = server
+        # (stream, partition) -> the address that last accepted an append there: only the
+        # leader does, so reads sent there see our own appends (a follower may lag).
+        self.leaders = {}
 
     def _stubs(self, address):
         if address not in self.channels:
@@ -94,12 +97,12 @@ class Client:
         return CairnError(err.code(), err.code().name, err.details(), None)
 
     def call(self, service, method, request, address=None):
-        """Calls `method`, following NOT_LEADER redirects to the leader's API address."""
+        """Calls `method`, following NOT_LEADER redirects; returns (response, address)."""
         address = address or self.server
         for _ in range(MAX_REDIRECTS):
             stub = self._stubs(address)[1 if service == "stream" else 2]
             try:
-                return getattr(stub, method)(request, timeout=15)
+                return getattr(stub, method)(request, timeout=15), address
             except grpc.RpcError as rpc_err:
                 e = self._error(rpc_err)
                 if e.code == "NOT_LEADER" and e.detail.leader_address:
@@ -111,11 +114,11 @@ class Client:
     def create_stream(self, name, partitions):
         req = self.pb.CreateStreamRequest(name=name, config=self.pb.StreamConfig(partitions=partitions))
         try:
-            return self.call("admin", "CreateStream", req)
+            return self.call("admin", "CreateStream", req)[0]
         except CairnError as e:
             if e.code != "STREAM_EXISTS":
                 raise
-            return self.call("admin", "DescribeStream", self.pb.DescribeStreamRequest(name=name))
+            return self.call("admin", "DescribeStream", self.pb.DescribeStreamRequest(name=name))[0]
 
     def append(self, stream, records, partition=None, key=None):
         req = self.pb.AppendRequest(stream=stream, records=self.pb.RecordList(records=records))
@@ -123,11 +126,16 @@ class Client:
             req.partition_key = key
         else:
             req.partition = partition
-        return self.call("stream", "Append", req)
+        res, address = self.call("stream", "Append", req, self.leaders.get((stream, partition)))
+        self.leaders[(stream, res.partition)] = address
+        return res
 
-    def read(self, stream, partition, offset):
-        req = self.pb.ReadRequest(stream=stream, partition=partition, offset=offset, decode=True)
-        return self.call("stream", "Read", req)
+    def read(self, stream, partition, offset, linearizable=False):
+        """Decoded records from `offset`; linearizable reads are served by the leader (redirected)."""
+        req = self.pb.ReadRequest(
+            stream=stream, partition=partition, offset=offset, decode=True, linearizable=linearizable
+        )
+        return self.call("stream", "Read", req, self.leaders.get((stream, partition)))[0]
 
     def close(self):
         for ch, _, _ in self.channels.values():
@@ -158,7 +166,8 @@ def main():
         c = Client(pb, pb_grpc, args.server)
         result = {}
         if args.read_only:
-            got = c.read(args.stream, 0, 0)
+            # Nothing appended by us: a linearizable read sees everything committed.
+            got = c.read(args.stream, 0, 0, linearizable=True)
             result["read"] = [record_json(r) for r in got.records]
             print(json.dumps(result))
             return
