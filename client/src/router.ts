@@ -263,7 +263,14 @@ export class Router {
     /** The last answer a server gave: more telling at the deadline than a refused connection. */
     let lastAnswer: CairnClientError | undefined;
     // Partition leaders come from the metadata; without it every first attempt is a guess.
-    if (this.meta === undefined && target.kind !== 'any') await this.refresh().catch(() => {});
+    if (
+      (this.meta === undefined && target.kind !== 'any') ||
+      (target.kind === 'partition' &&
+        target.replica === 'leader' &&
+        !this.leaders.has(partitionKey(target.stream, target.partition)) &&
+        Date.now() - this.metaAt >= this.o.retryBackoffMs)
+    )
+      await this.refresh().catch(() => {});
     for (;;) {
       if (policy.signal?.aborted) throw new CairnClientError('UNAVAILABLE', 'the call was aborted');
       const address = this.pick(target);

@@ -34,9 +34,10 @@ export async function readAll(
   const out: ConsumedRecord[] = [];
   let offset = logStartOffset;
   while (offset < highWatermark) {
-    const r = await client.read(stream, partition, { offset });
+    // The long poll waits out a replica that has not caught up with the end yet.
+    const r = await client.read(stream, partition, { offset, maxWaitMs: 2_000 });
     out.push(...r.records);
-    if (r.nextOffset <= offset) throw new Error(`read from ${offset} made no progress`);
+    if (r.nextOffset <= offset) throw new Error(`read from ${offset} made no progress in 2 s`);
     offset = r.nextOffset;
   }
   return out;

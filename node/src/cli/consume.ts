@@ -146,7 +146,8 @@ async function toEnd(
   const { logStartOffset, highWatermark } = await client.offsets(stream, partition);
   let offset = from === 'earliest' ? logStartOffset : from === 'latest' ? highWatermark : from;
   while (offset < highWatermark && !signal.aborted) {
-    const r = await client.read(stream, partition, { offset, maxBytes: READ_MAX_BYTES });
+    // The long poll waits out a replica that has not caught up with the end yet.
+    const r = await client.read(stream, partition, { offset, maxBytes: READ_MAX_BYTES, maxWaitMs: 1_000 });
     for (const rec of r.records) {
       if (rec.offset >= highWatermark || !emit(rec)) return;
     }
