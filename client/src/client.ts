@@ -215,16 +215,13 @@ export class CairnClient {
     stream: string,
     partition: number,
   ): Promise<{ logStartOffset: number; highWatermark: number }> {
+    // The proto has no call for just the range, but a linearizable read beyond any offset
+    // is refused (after the leader confirmed it leads) with exactly these facts, and moves
+    // no data: a read at a real offset returns at least one whole batch.
     try {
-      const r = await this.read(stream, partition, {
-        offset: 0,
-        maxRecords: 1,
-        maxBytes: 1,
-        linearizable: true,
-      });
+      const r = await this.read(stream, partition, { offset: Number.MAX_SAFE_INTEGER, linearizable: true });
       return { logStartOffset: r.logStartOffset, highWatermark: r.highWatermark };
     } catch (err) {
-      // Offset 0 is gone (retention): the refusal carries the valid range.
       if (
         err instanceof CairnClientError &&
         err.code === 'OFFSET_OUT_OF_RANGE' &&
