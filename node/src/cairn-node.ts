@@ -548,12 +548,17 @@ export class CairnNode implements NodeApi {
     let s = this.meta.state.stream(name);
     if (s === undefined) {
       // Maybe created a moment ago and not applied here yet.
+      let confirmed = true;
       try {
         await this.meta.group.readIndex(this.o.config.limits.requestTimeoutMs);
       } catch {
-        // No quorum to confirm with: answer from what this node knows.
+        confirmed = false;
       }
       s = this.meta.state.stream(name);
+      // STREAM_NOT_FOUND is final for a client; without a quorum to confirm it (e.g. a node
+      // just restarted, behind on the catalog) this node cannot know.
+      if (s === undefined && !confirmed)
+        throw unavailable(`cannot confirm whether stream '${name}' exists right now; retry`);
     }
     if (s === undefined) throw streamNotFound(name);
     return s;

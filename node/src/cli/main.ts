@@ -12,6 +12,11 @@ const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import('./serve.js')).serveCommand,
   dev: async () => (await import('./dev.js')).devCommand,
   status: async () => (await import('./status.js')).statusCommand,
+  stream: async () => (await import('./stream.js')).streamCommand,
+  produce: async () => (await import('./produce.js')).produceCommand,
+  consume: async () => (await import('./consume.js')).consumeCommand,
+  node: async () => (await import('./membership.js')).nodeCommand,
+  leader: async () => (await import('./leader.js')).leaderCommand,
 };
 
 async function help(): Promise<void> {

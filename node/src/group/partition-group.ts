@@ -427,7 +427,11 @@ export class PartitionGroup implements GroupMachine {
     let records: DecodedRecord[] = [];
     if (decode && batches.length > 0) {
       records = decodeAll(this.o.core, batches).filter((r) => r.offset >= offset);
-      if (maxRecords > 0 && records.length > maxRecords) records = records.slice(0, maxRecords);
+      if (maxRecords > 0 && records.length > maxRecords) {
+        records = records.slice(0, maxRecords);
+        // Continue right after the last record returned, not after the batch it came from.
+        next = records[records.length - 1]!.offset + 1;
+      }
     }
     return { batches, records, nextOffset: next, highWatermark: hw, logStartOffset: this.logStartOffset() };
   }

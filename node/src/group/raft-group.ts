@@ -309,7 +309,8 @@ export class RaftGroup {
     }
     if (rd.logWrite !== undefined) {
       const w = rd.logWrite;
-      if (w.truncateFrom !== undefined) this.failWaitersFrom(w.truncateFrom, 'the entry was overwritten');
+      if (w.truncateFrom !== undefined)
+        this.failWaitersFrom(w.truncateFrom, 'the entry was overwritten', false);
       this.store.write(w);
       const last = w.entries[w.entries.length - 1];
       if (last !== undefined) slot.last = { index: last.index, term: last.term };
@@ -384,7 +385,7 @@ export class RaftGroup {
     if (w !== undefined) {
       this.waiters.delete(e.index);
       if (w.term === e.term) w.resolve(result);
-      else w.reject(notLeaderUnknown('another leader\u2019s entry was committed at its index', this.leader));
+      else w.reject(notCommitted('another leader\u2019s entry was committed at its index', this.leader));
     }
     this.advanceApplied(e.index);
   }
@@ -400,11 +401,17 @@ export class RaftGroup {
     }
   }
 
-  private failWaitersFrom(index: number, why: string): void {
+  /**
+   * Fails the proposers waiting for entries from `index` on. `mayCommit`: whether the
+   * entries may still commit (a new leader may keep them) — then the outcome is unknown
+   * (TIMEOUT, as the proto defines it), and a client must not simply repeat the request;
+   * otherwise they are gone (NOT_LEADER: repeating it at the leader is safe).
+   */
+  private failWaitersFrom(index: number, why: string, mayCommit = true): void {
     for (const [i, w] of this.waiters) {
       if (i >= index) {
         this.waiters.delete(i);
-        w.reject(notLeaderUnknown(why, this.leader));
+        w.reject(mayCommit ? outcomeUnknown(why) : notCommitted(why, this.leader));
       }
     }
   }
@@ -512,6 +519,10 @@ export class RaftGroup {
 /** Entries the commit index may advance before a commit-only hard state change is written. */
 const HARD_STATE_COMMIT_INTERVAL = 1024;
 
-function notLeaderUnknown(why: string, leader: NodeId): CairnError {
-  return new CairnError('NOT_LEADER', `${why} (outcome unknown)`, { leaderId: leader });
+function notCommitted(why: string, leader: NodeId): CairnError {
+  return new CairnError('NOT_LEADER', `${why} (it was not committed)`, { leaderId: leader });
+}
+
+function outcomeUnknown(why: string): CairnError {
+  return new CairnError('TIMEOUT', `${why} (outcome unknown: it may still commit)`);
 }
