@@ -378,6 +378,35 @@ test('a slow subscriber is not buffered for: while the loop does not pull, almos
   assert.is(n, 300);
 });
 
+test('consumer offsets on disk: committed, fetched, skipped by readers, and kept across a leader kill', async () => {
+  await client.createStream('consumed', { partitions: 1 });
+  const p = await client.append('consumed', [{ value: 'a' }, { value: 'b' }], { partition: 0 });
+  assert.equal(await client.fetchOffset('g1', 'consumed', 0), { offset: -1, metadata: '' });
+  await client.commitOffset('g1', 'consumed', 0, 1, 'after-a');
+  await client.commitOffset('g2', 'consumed', 0, 2);
+  assert.equal(await client.fetchOffset('g1', 'consumed', 0), { offset: 1, metadata: 'after-a' });
+  // The commits are control batches in the partition's log: readers never see them.
+  const after = await client.append('consumed', { value: 'c' }, { partition: 0 });
+  assert.equal(
+    (await readAll(client, 'consumed', 0)).map((r) => [r.offset, text(r.value)]),
+    [
+      [p[0]!.offset, 'a'],
+      [p[1]!.offset, 'b'],
+      [after.offset, 'c'],
+    ],
+  );
+  const leader = await leaderOf(c, 'consumed');
+  await c.kill(leader);
+  await eventually(
+    async () =>
+      assert.equal(await client.fetchOffset('g1', 'consumed', 0), { offset: 1, metadata: 'after-a' }),
+    30_000,
+    'offsets readable from the new leader',
+  );
+  assert.equal(await client.fetchOffset('g2', 'consumed', 0), { offset: 2, metadata: '' });
+  await c.start(leader);
+});
+
 test('idempotent appends across a leader kill: no duplicates, no gaps, acknowledged offsets hold their records', async () => {
   await client.createStream('failover', { partitions: 1 });
   const acked = new Map<string, number>();

@@ -1,7 +1,6 @@
 // Consumer offsets through the client and the real gRPC API, on an in-process node over
-// in-memory stores: the segment store of `cairn serve` cannot hold consumer-offset
-// commits yet (node/src/group/segment-store.ts, holdsControlEntries), so on a process
-// cluster CommitOffset answers UNAVAILABLE; the partition logic and API are the same.
+// in-memory stores (the process-cluster case, on disk and across a leader kill, is in
+// e2e.test.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ApiServer } from '../../node/src/api/server.js';
