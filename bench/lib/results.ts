@@ -26,25 +26,58 @@ export interface Ratio {
   higherIsBetter?: boolean;
 }
 
+/** A table of its own in the markdown (e.g. one line per load shape and system). */
+export interface Table {
+  title: string;
+  header: string[];
+  /** Columns whose header is in here are right-aligned (numbers). */
+  numeric?: string[];
+  rows: string[][];
+}
+
 export interface SuiteResult {
   rows: Row[];
   ratios: Ratio[];
   settings?: Record<string, unknown>;
   notes?: string[];
+  /** Versions of everything measured (servers, client libraries). */
+  versions?: Record<string, string>;
+  /** Shown before the rows. */
+  tables?: Table[];
+  /** A chart, saved beside the markdown as <suite>-<date>.svg. */
+  svg?: string;
+  /** Structured measurements kept in the JSON (not printed). */
+  data?: unknown;
+}
+
+function sh(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
 }
 
 export function machine(): Record<string, unknown> {
-  let disk = 'unknown';
-  try {
-    disk = execFileSync('df', ['-h', '.'], { encoding: 'utf8' }).trim().split('\n').pop() ?? disk;
-  } catch {}
+  // The disk the benchmarks' temp directories live on: its filesystem and device.
+  const df = sh('df', ['-T', os.tmpdir()]).split('\n').pop() ?? '';
+  const [device = 'unknown', fsType = 'unknown', sizeKiB = '0'] = df.split(/\s+/);
+  const blockName = device.replace(/^\/dev\//, '').replace(/[0-9]+$/, '');
+  const rotational = sh('cat', [`/sys/block/${blockName}/queue/rotational`]);
   return {
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     node: process.version,
-    disk,
+    disk: `${device} (${fsType}, ${Math.round(Number(sizeKiB) / 2 ** 20)} GiB, ${
+      rotational === '1'
+        ? 'reports rotational (a virtual disk)'
+        : rotational === '0'
+          ? 'non-rotational'
+          : 'type unknown'
+    }) holding ${os.tmpdir()}`,
+    loadAverage: os.loadavg().map((x) => Number(x.toFixed(2))),
   };
 }
 
@@ -58,10 +91,28 @@ function fmt(n: number): string {
 export function markdown(suite: string, result: SuiteResult, when: string): string {
   const lines = [`# bench ${suite} — ${when}`, ''];
   const m = machine();
-  lines.push(`Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.platform}, Node ${m.node}`, '');
-  lines.push('| measurement | subject | value | unit | notes |', '|---|---|---:|---|---|');
-  for (const r of result.rows)
-    lines.push(`| ${r.name} | ${r.subject} | ${fmt(r.value)} | ${r.unit} | ${r.notes ?? ''} |`);
+  lines.push(`Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.platform}, Node ${m.node}`);
+  lines.push('', `Disk: ${m.disk}; load average at the end: ${(m.loadAverage as number[]).join(', ')}`, '');
+  if (result.versions !== undefined && Object.keys(result.versions).length > 0) {
+    lines.push(
+      `Versions: ${Object.entries(result.versions)
+        .map(([k, v]) => `${k} ${v}`)
+        .join('; ')}`,
+      '',
+    );
+  }
+  for (const t of result.tables ?? []) {
+    lines.push(`## ${t.title}`, '');
+    lines.push(`| ${t.header.join(' | ')} |`);
+    lines.push(`|${t.header.map((h) => (t.numeric?.includes(h) ? '---:' : '---')).join('|')}|`);
+    for (const r of t.rows) lines.push(`| ${r.join(' | ')} |`);
+    lines.push('');
+  }
+  if (result.rows.length > 0) {
+    lines.push('| measurement | subject | value | unit | notes |', '|---|---|---:|---|---|');
+    for (const r of result.rows)
+      lines.push(`| ${r.name} | ${r.subject} | ${fmt(r.value)} | ${r.unit} | ${r.notes ?? ''} |`);
+  }
   if (result.ratios.length > 0) {
     lines.push('', '| ratio (same run) | value | target | met |', '|---|---:|---:|---|');
     for (const r of result.ratios) {
@@ -73,20 +124,35 @@ export function markdown(suite: string, result: SuiteResult, when: string): stri
     }
   }
   for (const n of result.notes ?? []) lines.push('', n);
+  if (result.settings !== undefined && Object.keys(result.settings).length > 0) {
+    lines.push(
+      '',
+      `Settings: ${Object.entries(result.settings)
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(', ')}`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 
-/** Prints the result and writes bench/results/<suite>-<date>.{json,md} and <suite>-latest.*. */
+/** Prints the result and writes bench/results/<suite>-<date>.{json,md} (and .svg when it has a chart). */
 export function saveResult(suite: string, result: SuiteResult): string[] {
   const when = new Date().toISOString();
   const dir = fileURLToPath(new URL('../../../bench/results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
-  const md = markdown(suite, result, when);
-  console.log(`\n${md}`);
-  const json = JSON.stringify({ suite, when, machine: machine(), ...result }, null, 2);
   const stamp = when.slice(0, 10);
+  const { svg, ...kept } = result;
+  const svgFile = `${suite}-${stamp}.svg`;
+  let md = markdown(suite, result, when);
+  if (svg !== undefined) md += `\n![${suite} chart](${svgFile})\n`;
+  console.log(`\n${md}`);
+  const json = JSON.stringify({ suite, when, machine: machine(), ...kept }, null, 2);
   const files = [`${suite}-${stamp}.json`, `${suite}-${stamp}.md`];
   writeFileSync(dir + files[0], `${json}\n`);
   writeFileSync(dir + files[1], md);
+  if (svg !== undefined) {
+    writeFileSync(dir + svgFile, svg);
+    files.push(svgFile);
+  }
   return files.map((f) => `bench/results/${f}`);
 }

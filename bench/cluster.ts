@@ -1,0 +1,193 @@
+// `npm run bench -- cluster`: a 3-node Cairn cluster of real processes on 127.0.0.1
+// (fsync on), driven through the client library. Every append is acknowledged only after
+// it is fsynced on a majority.
+//
+//   closed loop    concurrency 1 and 64, one record per append, 100 B and 1 KiB
+//   saturating     `--sat-window` append calls in flight, each of `--sat-batch` records
+//   consume        the saturating run's log read back from offset 0
+//   end to end     append → seen by a subscriber, concurrency `--e2e-concurrency`
+//   recovery       restart of a follower on a `--recovery-mib` log; a wiped follower
+//                  re-synced from the leader (lib/recovery.ts)
+//
+// Flags (--name=value): seconds (per measurement, 3), warmup-seconds (1), payloads
+// (100,1024), concurrency (1,64), sat-batch (1000), sat-window (8), e2e-concurrency (1),
+// recovery-mib (1024; 0 skips recovery), shapes (closed,saturating,consume,e2e),
+// profile (CPU profiles of the three nodes and of this process: summaries in the notes,
+// files kept in a temp directory named there).
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CairnCluster, CairnSystem } from './lib/cairn.js';
+import { formatSummary, startProfile, summarize } from './lib/cpuprofile.js';
+import { Flags } from './lib/flags.js';
+import { Processes } from './lib/procs.js';
+import { type RecoveryResult, recovery } from './lib/recovery.js';
+import { shapeChart, shapeTable } from './lib/report.js';
+import type { Ratio, Row, SuiteResult } from './lib/results.js';
+import { closedLoop, consume, endToEnd, type ShapeResult, saturating } from './lib/shapes.js';
+import { cairnVersions, logShape } from './lib/versions.js';
+
+/** Targets of issue 8 for Cairn alone. */
+export const SATURATING_TARGET_RECORDS_PER_SEC = 1_000_000;
+export const RESYNC_TARGET_MB_PER_SEC = 200;
+
+export async function run(args: string[]): Promise<SuiteResult> {
+  const f = new Flags(args);
+  const seconds = f.number('seconds', 3);
+  const warmupSeconds = f.number('warmup-seconds', 1);
+  const payloads = f.numbers('payloads', [100, 1024]);
+  const concurrencies = f.numbers('concurrency', [1, 64]);
+  const satBatch = f.number('sat-batch', 1000);
+  const satWindow = f.number('sat-window', 8);
+  const e2eConcurrency = f.number('e2e-concurrency', 1);
+  const recoveryMiB = f.number('recovery-mib', 1024);
+  const only = f.string('shapes', 'closed,saturating,consume,e2e').split(',');
+  const profile = f.bool('profile');
+
+  const procs = new Processes();
+  const shapes: ShapeResult[] = [];
+  const notes: string[] = [];
+  let rec: RecoveryResult | undefined;
+  try {
+    const profileDir = profile ? mkdtempSync(join(tmpdir(), 'cairn-bench-profiles-')) : '';
+    const cluster = new CairnCluster(procs, {
+      nodeArgs: profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
+    });
+    await cluster.start();
+    const stopClientProfile = profile ? await startProfile() : undefined;
+    const cairn = new CairnSystem(cluster.servers);
+    const measure = async (p: Promise<ShapeResult>) => {
+      shapes.push(await p);
+      logShape(shapes.at(-1)!);
+    };
+    try {
+      for (const bytes of payloads) {
+        for (const concurrency of only.includes('closed') ? concurrencies : []) {
+          await cairn.reset(`c${concurrency}-${bytes}`);
+          await measure(closedLoop(cairn, { payloadBytes: bytes, concurrency, seconds, warmupSeconds }));
+        }
+        if (!only.includes('saturating')) continue;
+        await cairn.reset(`sat-${bytes}`);
+        await measure(
+          saturating(cairn, {
+            payloadBytes: bytes,
+            batchRecords: satBatch,
+            window: satWindow,
+            seconds,
+            warmupSeconds,
+          }),
+        );
+        // Everything the stream holds: the reset's record, the warm-up's and the measured ones.
+        if (only.includes('consume')) await measure(consume(cairn));
+      }
+      if (only.includes('e2e')) {
+        await cairn.reset('e2e');
+        await measure(
+          endToEnd(cairn, {
+            payloadBytes: payloads[0]!,
+            concurrency: e2eConcurrency,
+            seconds,
+            warmupSeconds,
+          }),
+        );
+      }
+      if (recoveryMiB > 0) rec = await recovery(cluster, cairn, recoveryMiB);
+    } finally {
+      await cairn.close();
+      // SIGTERM: a graceful stop, so that profiling nodes write their profiles.
+      await cluster.stop();
+      if (stopClientProfile) await stopClientProfile(join(profileDir, 'client.cpuprofile'));
+    }
+    if (profile) {
+      notes.push(`CPU profiles (node --cpu-prof; the client via the inspector) in ${profileDir}:`);
+      for (const file of readdirSync(profileDir).filter((x) => x.endsWith('.cpuprofile')))
+        notes.push(`\`\`\`\n${formatSummary(summarize(join(profileDir, file)))}\n\`\`\``);
+    }
+  } finally {
+    await procs.cleanup();
+  }
+
+  const rows: Row[] = [];
+  const ratios: Ratio[] = [];
+  const sat100 = shapes.find((s) => s.shape === 'saturating' && s.payloadBytes === 100);
+  if (sat100 !== undefined) {
+    ratios.push({
+      name: 'saturating producer, 100 B: records/s durable / 1,000,000',
+      value: sat100.recordsPerSec / SATURATING_TARGET_RECORDS_PER_SEC,
+      target: 1,
+    });
+  }
+  if (rec !== undefined) {
+    const mb = rec.logBytes / 1e6;
+    const resyncMBps = rec.resyncBytes / 1e6 / (rec.resyncMs / 1000);
+    rows.push(
+      {
+        name: 'recovery: log written',
+        subject: 'cairn',
+        value: mb,
+        unit: 'MB',
+        notes: `in ${rec.writeSeconds.toFixed(1)} s through the client (16 KiB records)`,
+      },
+      {
+        name: 'recovery: restart, empty log',
+        subject: 'cairn',
+        value: rec.restartEmptyMs,
+        unit: 'ms',
+        notes: 'SIGKILL, spawn → ready',
+      },
+      {
+        name: `recovery: restart, ${mb.toFixed(0)} MB log`,
+        subject: 'cairn',
+        value: rec.restartFullMs,
+        unit: 'ms',
+        notes: 'SIGKILL, spawn → ready (recovery "tail")',
+      },
+      {
+        name: 'recovery: opening the log (restart full − empty)',
+        subject: 'cairn',
+        value: rec.restartFullMs - rec.restartEmptyMs,
+        unit: 'ms',
+      },
+      {
+        name: `re-sync of a wiped follower, ${mb.toFixed(0)} MB`,
+        subject: 'cairn',
+        value: rec.resyncMs / 1000,
+        unit: 's',
+        notes: `spawn (--join) → applied the leader's last index; follower then holds ${(rec.followerBytesAfter / 1e6).toFixed(0)} MB`,
+      },
+      { name: 're-sync rate', subject: 'cairn', value: resyncMBps, unit: 'MB/s' },
+    );
+    ratios.push({ name: 're-sync MB/s / 200 MB/s', value: resyncMBps / RESYNC_TARGET_MB_PER_SEC, target: 1 });
+  }
+  notes.push(
+    'The machine has 2 cores for 3 Cairn nodes, the client and whatever else runs (other builds and tests may share it): every process competes for the same two cores, so absolute numbers are far below what 3 machines would do; compare ratios measured in the same run.',
+    'Latency of a saturating run is per append call (a call of sat-batch records), not per record.',
+  );
+  const versions = cairnVersions();
+  return {
+    rows,
+    ratios,
+    settings: {
+      ...f.used,
+      nodes: 3,
+      partitions: 1,
+      fsync: 'on (O_DSYNC segment writes, acknowledged after a majority fsync)',
+    },
+    versions,
+    notes,
+    tables: shapes.length > 0 ? [shapeTable('Cairn, 3 nodes on 127.0.0.1', shapes)] : [],
+    svg:
+      shapes.length > 0
+        ? shapeChart({
+            title: 'Cairn, 3-node cluster on one 2-core machine (127.0.0.1, fsync on)',
+            subtitle: [
+              `${new Date().toISOString().slice(0, 10)}, ${seconds} s per measurement; every append acknowledged after fsync on 2 of 3 nodes`,
+            ],
+            shapes,
+            systems: ['cairn'],
+            payloadBytes: payloads[0]!,
+          })
+        : undefined,
+    data: { shapes, recovery: rec },
+  };
+}
