@@ -20,7 +20,7 @@ import { isAddress, isNodeId, type NodeConfig } from './config.js';
 import { asCairnError, CairnError, invalidRequest, limitExceeded, notLeader, unavailable } from './errors.js';
 import { MetadataGroup } from './group/metadata-group.js';
 import { PartitionGroup } from './group/partition-group.js';
-import { type GroupMachine, RaftGroup } from './group/raft-group.js';
+import { type ApplyObserver, type GroupMachine, RaftGroup } from './group/raft-group.js';
 import { GroupRuntime } from './group/runtime.js';
 import type { GroupStore, OpenedState } from './group/store.js';
 import type {
@@ -85,6 +85,8 @@ export interface CairnNodeOptions {
   onFatal?(err: unknown): void;
   onAppend?(seconds: number, bytes: number): void;
   onPersist?(seconds: number): void;
+  /** Sees every entry the node's groups apply, in order (the simulator's state-machine-safety check). */
+  applyObserver?: ApplyObserver;
 }
 
 /** Leader duties run every this many ticks. */
@@ -119,6 +121,7 @@ export class CairnNode implements NodeApi {
       tickMs: o.config.raft.tickMs,
       onFatal: (err) => this.fatal(err),
       onPersist: o.onPersist,
+      observer: o.applyObserver,
       beforeProcess: () => {
         for (const p of this.partitions.values()) p.drain();
       },
