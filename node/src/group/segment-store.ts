@@ -11,6 +11,7 @@ import type { ConfState, HardState, LogWrite, SnapshotMeta } from '../../../raft
 import type { StoreProvider } from '../cairn-node.js';
 import type { Logger } from '../ops/log.js';
 import {
+  dirName,
   type FileSystem,
   FsError,
   GroupStorage,
@@ -250,6 +251,9 @@ export function segmentStores(o: SegmentStoresOptions): StoreProvider {
       for (const d of [o.dataDir, groupsDir]) {
         if (!(await o.fs.exists(d))) {
           await o.fs.mkdir(d);
+          // A new directory's name is durable only once its parent is synced: without
+          // this, a power loss could take the whole data directory with it.
+          await o.fs.syncDir(dirName(d));
         }
       }
       await o.fs.syncDir(o.dataDir);
