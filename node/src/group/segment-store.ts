@@ -64,7 +64,15 @@ export class SegmentGroupStore implements GroupStore {
   /** What storage (and the repair marker) say at open. */
   async opened(possibleLoss: number | undefined): Promise<OpenedState> {
     const s = this.storage;
-    const hs = s.hardState();
+    let hs = s.hardState();
+    // The log and the hard state are written in parallel and fsynced separately, so after
+    // a power loss the log may hold entries of a term the hard state never reached. Those
+    // entries were never acknowledged (acks wait for both), and no vote in that term was
+    // durable either (a vote is sent only once persisted): taking the log's term with no
+    // vote is what the node durably knows. (The Raft core refuses a log term beyond the
+    // hard state's.)
+    const lastTerm = s.term(s.lastIndex()) ?? 0;
+    if (lastTerm > hs.term) hs = { term: lastTerm, vote: 0, commit: hs.commit };
     const hardState = hs.term === 0 && hs.vote === 0 && hs.commit === 0 ? undefined : hs;
     let lost: number | undefined;
     const marker = await readFile(this.fs, this.repairPath);
