@@ -263,11 +263,15 @@ export class CairnNode implements NodeApi {
   private async reconcileGroups(): Promise<void> {
     const state = this.meta.state;
     if (state.clusterId === '') return; // not caught up with group 0 yet
+    // A group with data here starts too, even if the catalog has moved it away: until the
+    // move completes this node may still be one of its voters (the group then stops below
+    // once its own configuration no longer has this node).
+    const onDisk = new Set(await this.o.stores.list());
     for (const s of state.streamList()) {
       for (let i = 0; i < s.partitions.length; i++) {
         const p = s.partitions[i]!;
         if (
-          p.replicas.includes(this.id) &&
+          (p.replicas.includes(this.id) || onDisk.has(p.groupId)) &&
           !this.partitions.has(p.groupId) &&
           !this.starting.has(p.groupId)
         ) {
