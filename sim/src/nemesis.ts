@@ -1,0 +1,407 @@
+// The fault schedule. While the fault phase lasts, a fault strikes every so often (an
+// exponential wait), chosen among the run's enabled faults, and heals after a while.
+// Network weather (loss, duplication, congestion) is on for the whole phase when enabled;
+// clock skew is set when the nodes are built (world.ts). At the end, healAll() undoes
+// everything, so the liveness phase starts from a whole, connected cluster.
+import type { CairnNode } from '../../node/src/cairn-node.js';
+import { CRASH_MODES, type CrashMode } from '../../node/src/storage/index.js';
+import { apiAddress, peerAddress } from './cluster.js';
+import type { FaultName } from './options.js';
+import type { FaultSpan } from './timeline.js';
+import { hintedNode, outcomeUnknown } from './workload.js';
+import type { World } from './world.js';
+
+/** Faults that strike now and then (the rest shape the whole phase). */
+const STRIKES: readonly FaultName[] = [
+  'partition',
+  'asymmetric',
+  'isolate-leader',
+  'flap',
+  'crash',
+  'pause',
+  'power-loss',
+  'power-loss-all',
+  'bit-flip',
+  'read-fault',
+  'wipe',
+  'membership',
+  'transfer',
+];
+const TOPOLOGY: readonly FaultName[] = ['partition', 'asymmetric', 'isolate-leader', 'flap'];
+
+/** The operator's id in the trace and history (clients are 1..n). */
+export const OPERATOR = 0;
+
+export class Nemesis {
+  /** A partition-like fault is on (they do not overlap: each heals by clearing every cut). */
+  private topology: FaultSpan | null = null;
+  private readonly down = new Map<number, FaultSpan>();
+  private readonly paused = new Map<number, FaultSpan>();
+  private readonly readFaults = new Map<number, FaultSpan>();
+  private membershipBusy = false;
+  private flapping = false;
+  strikes = 0;
+
+  constructor(private readonly w: World) {}
+
+  private get enabled(): FaultName[] {
+    return STRIKES.filter((f) => this.w.options.faults.includes(f));
+  }
+
+  /** Runs the schedule until the fault phase ends. */
+  async run(): Promise<void> {
+    const w = this.w;
+    const o = w.options.nemesis;
+    const p = w.net.profile;
+    p.lossP = o.lossP;
+    p.dupP = o.dupP;
+    p.slowP = o.slowP;
+    p.slowUs = o.slowUs;
+    const kinds = this.enabled;
+    if (kinds.length === 0) return;
+    while (w.phase === 'faults') {
+      await w.sleep(w.rng.exponential(o.meanIntervalMs));
+      if (w.phase !== 'faults') break;
+      this.strike(w.rng.pick(kinds));
+    }
+  }
+
+  private duration(): number {
+    return Math.max(1, this.w.rng.exponential(this.w.options.nemesis.meanDurationMs));
+  }
+
+  /** Faulty-disk nodes that are members (a fixed minority, options.nemesis.faultyNodes). */
+  private faultyMembers(): number[] {
+    return this.w.options.nemesis.faultyNodes.filter((id) => this.w.members.has(id));
+  }
+
+  private strike(kind: FaultName): void {
+    const w = this.w;
+    if (TOPOLOGY.includes(kind) && this.topology !== null) return;
+    this.strikes++;
+    const members = w.memberList();
+    const d = this.duration();
+    switch (kind) {
+      case 'partition': {
+        const side = w.rng.subset(members, 0.5);
+        const other = members.filter((id) => !side.includes(id));
+        if (side.length === 0 || other.length === 0) return;
+        w.net.partition(side, other);
+        this.topologyFor(d, 'partition', `${side.join(',')} | ${other.join(',')}`, members);
+        return;
+      }
+      case 'asymmetric': {
+        const cuts: string[] = [];
+        for (const a of members)
+          for (const b of members)
+            if (a !== b && w.rng.chance(0.3)) {
+              w.net.cutLink(a, b);
+              cuts.push(`${a}→${b}`);
+            }
+        if (cuts.length === 0) return;
+        this.topologyFor(d, 'asymmetric', cuts.join(' '), members);
+        return;
+      }
+      case 'isolate-leader': {
+        const leader = this.someLeader();
+        if (leader === 0) return;
+        w.net.partition(
+          [leader],
+          members.filter((id) => id !== leader),
+        );
+        this.topologyFor(d, 'isolate-leader', `leader ${leader} cut off`, [leader]);
+        return;
+      }
+      case 'flap': {
+        if (members.length < 2) return;
+        const [a, b] = w.rng.shuffle(members);
+        const span = w.timeline.faultStart('flap', `${a}↔${b}`, [a!, b!]);
+        this.topology = span;
+        this.flapping = true;
+        const period = Math.max(1, w.options.tickMs * w.rng.pick([1, 3, 10]));
+        const end = w.sched.nowUs + d * 1000;
+        void (async () => {
+          let cut = false;
+          while (this.flapping && w.sched.nowUs < end && w.phase === 'faults') {
+            cut = !cut;
+            if (cut) w.net.partition([a!], [b!]);
+            else w.net.heal();
+            await w.sleep(period);
+          }
+          if (this.topology === span) this.endTopology();
+        })();
+        return;
+      }
+      case 'crash':
+      case 'power-loss': {
+        const id = this.pickUp(members);
+        if (id === 0) return;
+        const mode: CrashMode = w.rng.pick(CRASH_MODES);
+        if (kind === 'crash') w.cluster.crash(id);
+        else w.cluster.powerLoss(id, mode);
+        this.downFor(id, d, kind === 'crash' ? 'crash' : `power loss (${mode})`);
+        return;
+      }
+      case 'power-loss-all': {
+        const mode: CrashMode = w.rng.pick(CRASH_MODES);
+        const span = w.timeline.faultStart('power-loss-all', mode, members);
+        for (const id of members) w.cluster.powerLoss(id, mode);
+        for (const id of members) {
+          const prev = this.down.get(id);
+          if (prev !== undefined) w.timeline.faultEnd(prev);
+          this.down.set(id, span);
+        }
+        const restartAll = async () => {
+          await w.sleep(d);
+          for (const id of members) {
+            if (this.down.get(id) !== span) continue;
+            this.down.delete(id);
+            if (w.cluster.get(id).state === 'down' && !w.removed.has(id)) w.cluster.start(id);
+            await w.sleep(w.rng.exponential(w.options.tickMs));
+          }
+          w.timeline.faultEnd(span);
+        };
+        void restartAll();
+        return;
+      }
+      case 'pause': {
+        const id = this.pickUp(members);
+        if (id === 0 || this.paused.has(id)) return;
+        w.cluster.pause(id);
+        const span = w.timeline.faultStart('pause', `node ${id}`, [id]);
+        this.paused.set(id, span);
+        void w.sleep(d).then(() => {
+          if (this.paused.get(id) !== span) return;
+          this.paused.delete(id);
+          w.cluster.resume(id);
+          w.timeline.faultEnd(span);
+        });
+        return;
+      }
+      case 'bit-flip': {
+        const faulty = this.faultyMembers();
+        if (faulty.length === 0) return;
+        const id = w.rng.pick(faulty);
+        const what = this.flipBit(id);
+        if (what !== '') {
+          const span = w.timeline.faultStart('bit-flip', `node ${id}: ${what}`, [id]);
+          w.timeline.faultEnd(span);
+          w.sched.trace.note(`bit flip on node ${id}: ${what}`);
+        }
+        return;
+      }
+      case 'read-fault': {
+        const faulty = this.faultyMembers().filter((id) => !this.readFaults.has(id));
+        if (faulty.length === 0) return;
+        const id = w.rng.pick(faulty);
+        const disk = w.cluster.get(id).disk;
+        disk.fs.setReadFaults({ bitFlipProbability: w.rng.pick([0.001, 0.01, 0.1]) });
+        const span = w.timeline.faultStart('read-fault', `node ${id}`, [id]);
+        this.readFaults.set(id, span);
+        void w.sleep(d).then(() => this.endReadFault(id, span));
+        return;
+      }
+      case 'wipe': {
+        const faulty = this.faultyMembers().filter((id) => !this.down.has(id));
+        if (faulty.length === 0) return;
+        const id = w.rng.pick(faulty);
+        w.cluster.wipe(id);
+        this.downFor(id, d, 'wiped disk');
+        return;
+      }
+      case 'membership':
+        if (!this.membershipBusy) void this.changeMembership();
+        return;
+      case 'transfer':
+        void this.transfer();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private topologyFor(ms: number, kind: string, detail: string, nodes: number[]): void {
+    const span = this.w.timeline.faultStart(kind, detail, nodes);
+    this.topology = span;
+    this.w.sched.trace.note(`${kind}: ${detail}`);
+    void this.w.sleep(ms).then(() => {
+      if (this.topology === span) this.endTopology();
+    });
+  }
+
+  private endTopology(): void {
+    this.flapping = false;
+    this.w.net.heal();
+    if (this.topology !== null) this.w.timeline.faultEnd(this.topology);
+    this.topology = null;
+  }
+
+  private downFor(id: number, ms: number, why: string): void {
+    const w = this.w;
+    const span = w.timeline.faultStart('down', `node ${id}: ${why}`, [id]);
+    const prev = this.down.get(id);
+    if (prev !== undefined) w.timeline.faultEnd(prev);
+    this.down.set(id, span);
+    void w.sleep(ms).then(() => {
+      if (this.down.get(id) !== span) return;
+      this.down.delete(id);
+      w.timeline.faultEnd(span);
+      if (w.cluster.get(id).state === 'down' && !w.removed.has(id)) w.cluster.start(id);
+    });
+  }
+
+  private endReadFault(id: number, span: FaultSpan): void {
+    if (this.readFaults.get(id) !== span) return;
+    this.readFaults.delete(id);
+    this.w.cluster.get(id).disk.fs.setReadFaults(null);
+    this.w.timeline.faultEnd(span);
+  }
+
+  /** An up member, not already down or paused, or 0. */
+  private pickUp(members: number[]): number {
+    const up = members.filter((id) => this.w.cluster.get(id).up && !this.paused.has(id));
+    return up.length === 0 ? 0 : this.w.rng.pick(up);
+  }
+
+  /** A node that leads some group right now (0 if none). */
+  private someLeader(): number {
+    const leaders: number[] = [];
+    for (const n of this.w.cluster.upNodes()) {
+      for (const g of n.stores.keys()) {
+        if (n.node?.groupForTest(g)?.isLeader) {
+          leaders.push(n.id);
+          break;
+        }
+      }
+    }
+    return leaders.length === 0 ? 0 : this.w.rng.pick(leaders);
+  }
+
+  /** Flips one bit of a file at rest on node `id`; returns what it hit ('' if nothing could be). */
+  private flipBit(id: number): string {
+    const fs = this.w.cluster.get(id).disk.fs;
+    const files = fs.walk('data');
+    for (let attempt = 0; attempt < 5 && files.length > 0; attempt++) {
+      const path = this.w.rng.pick(files);
+      const size = fs.fileBytes(path).length;
+      if (size === 0) continue;
+      const pos = this.w.rng.int(0, size);
+      try {
+        fs.corruptByte(path, pos, 1 << this.w.rng.int(0, 8));
+        return `${path} at ${pos}`;
+      } catch {
+        // The file has writes not yet synced: bit rot hits what is at rest.
+      }
+    }
+    return '';
+  }
+
+  /** Adds a spare node, or removes a member, through the metadata leader (as an operator would). */
+  private async changeMembership(): Promise<void> {
+    const w = this.w;
+    this.membershipBusy = true;
+    try {
+      const spares = [...w.cluster.nodes.keys()].filter(
+        (id) => !w.members.has(id) && !w.removed.has(id) && w.cluster.get(id).generation === 0,
+      );
+      const members = w.memberList();
+      const faulty = new Set(w.options.nemesis.faultyNodes);
+      // A removal must leave the faulty disks a minority, and at least two members.
+      const removable = members.filter((id) => {
+        const rest = members.filter((m) => m !== id);
+        const faultyLeft = rest.filter((m) => faulty.has(m)).length;
+        return rest.length >= 2 && faultyLeft <= Math.floor((rest.length - 1) / 2);
+      });
+      if (spares.length > 0 && (removable.length === 0 || w.rng.chance(0.6))) {
+        const id = spares[0]!;
+        w.cluster.start(id);
+        const span = w.timeline.faultStart('membership', `add node ${id}`, [id]);
+        const ok = await this.admin(`add node ${id}`, (n) => n.addNode(id, apiAddress(id), peerAddress(id)));
+        // Even when the answer never came, the node may have been added: it runs and may vote.
+        void ok;
+        w.members.add(id);
+        w.timeline.faultEnd(span);
+      } else if (removable.length > 0 && members.length >= 3) {
+        const id = w.rng.pick(removable);
+        const span = w.timeline.faultStart('membership', `remove node ${id}`, [id]);
+        const ok = await this.admin(`remove node ${id}`, (n) => n.removeNode(id));
+        if (ok) {
+          w.members.delete(id);
+          w.removed.add(id);
+          w.cluster.crash(id);
+          this.down.delete(id);
+        }
+        w.timeline.faultEnd(span);
+      }
+    } finally {
+      this.membershipBusy = false;
+    }
+  }
+
+  private async transfer(): Promise<void> {
+    const w = this.w;
+    const streams = w.options.streams;
+    const s = w.rng.chance(0.3) ? undefined : w.rng.pick(streams);
+    const partition = s === undefined ? 0 : w.rng.int(0, s.partitions);
+    const to = w.rng.chance(0.5) ? 0 : w.randomMember();
+    const what = `transfer ${s === undefined ? 'metadata' : `${s.name}/${partition}`} to ${to === 0 ? 'any' : `node ${to}`}`;
+    await this.admin(what, (n) => n.transferLeader(s?.name ?? '', partition, to), 2);
+  }
+
+  /**
+   * Runs an admin call against the cluster, following NOT_LEADER hints, retrying a few
+   * times; records it in the history. Resolves whether it succeeded.
+   */
+  async admin(what: string, fn: (n: CairnNode) => Promise<unknown>, attempts = 5): Promise<boolean> {
+    const w = this.w;
+    let node = w.randomMember();
+    for (let attempt = 0; attempt < attempts && w.phase === 'faults'; attempt++) {
+      const op = w.history.invoke({
+        client: OPERATOR,
+        kind: 'admin',
+        stream: '',
+        partition: 0,
+        invokeUs: w.sched.nowUs,
+        what,
+        node,
+      });
+      const r = await w.rpc.call(OPERATOR, node, fn, w.options.workload.clientTimeoutMs * 4);
+      op.completeUs = w.sched.nowUs;
+      if (r.kind === 'ok') {
+        op.outcome = 'ok';
+        w.timeline.op(op);
+        return true;
+      }
+      op.outcome = outcomeUnknown(r) ? 'unknown' : 'fail';
+      op.error = r.kind === 'timeout' ? 'client timeout' : `${r.error.code}: ${r.error.message}`;
+      w.timeline.op(op);
+      const hint = r.kind === 'error' ? hintedNode(r.error) : 0;
+      node = hint !== 0 ? hint : w.randomMember();
+      await w.sleep(w.options.tickMs * 5);
+    }
+    return false;
+  }
+
+  /** Ends every fault: links back, processes resumed and restarted, read faults off, calm network. */
+  healAll(): void {
+    const w = this.w;
+    const p = w.net.profile;
+    p.lossP = 0;
+    p.dupP = 0;
+    p.slowP = 0;
+    this.endTopology();
+    w.net.heal();
+    for (const [id, span] of this.paused) {
+      w.cluster.resume(id);
+      w.timeline.faultEnd(span);
+    }
+    this.paused.clear();
+    for (const [id, span] of this.readFaults) this.endReadFault(id, span);
+    for (const span of this.down.values()) w.timeline.faultEnd(span);
+    this.down.clear();
+    for (const n of w.cluster.nodes.values()) {
+      if (n.inc?.paused) w.cluster.resume(n.id);
+      if (w.members.has(n.id) && n.state === 'down') w.cluster.start(n.id);
+    }
+  }
+}
