@@ -164,12 +164,20 @@ export function compressBlock(src: usize, len: usize, dst: usize, acceleration: 
   }
 }
 
+// The decoder's fast path handles the common sequence (fewer than 15 literals, a match
+// of fewer than 19 bytes at offset ≥ 16) with fixed 16- and 32-byte moves and no
+// per-byte checks. It runs only while this much input and output is left, so those
+// moves cannot leave either region.
+const FAST_INPUT_MARGIN: usize = 32; // reads: ≤ 16 literal bytes + 2 offset bytes
+const FAST_OUTPUT_MARGIN: usize = 64; // writes: 16 literal bytes, then 32 match bytes after ≤ 14 literals
+
 /**
  * Decompresses the block [src, src+len) to dst, producing at most `cap` bytes. Matches
  * may reach back to `prefixStart` (≤ dst: earlier output of the same frame for linked
  * blocks; dst itself otherwise). Returns the decompressed size, or -code: LZ4_MALFORMED
  * for a bad block, LZ4_LIMIT (reason LZ4_OUTPUT_LIMIT) when the output would exceed cap.
- * Every read stays in [src, src+len) and every write in [dst, dst+cap).
+ * Every read stays in [src, src+len) and in [prefixStart, dst+cap); every write in
+ * [dst, dst+cap).
  */
 export function decompressBlock(src: usize, len: usize, dst: usize, cap: usize, prefixStart: usize): i32 {
   let ip = src;
@@ -177,40 +185,116 @@ export function decompressBlock(src: usize, len: usize, dst: usize, cap: usize, 
   let op = dst;
   const opEnd = dst + cap;
   if (len === 0) return fail(Code.LZ4_MALFORMED, Reason.LZ4_EMPTY_INPUT, ip);
+  // The fast path runs while ip < ipFast and op < opFast (never, for tiny regions).
+  const ipFast = len > FAST_INPUT_MARGIN ? ipEnd - FAST_INPUT_MARGIN : src;
+  const opFast = cap > FAST_OUTPUT_MARGIN ? opEnd - FAST_OUTPUT_MARGIN : dst;
   while (true) {
     if (ip >= ipEnd) return fail(Code.LZ4_MALFORMED, Reason.LZ4_BLOCK_END, ip);
     const token = <usize>load<u8>(ip++);
-    // Literal length. Each extra byte is checked against the input left, so the sum
-    // stays below len (no overflow, no runaway loop).
     let litLen = token >>> 4;
-    if (litLen === 15) {
-      while (true) {
-        if (ip >= ipEnd) return fail(Code.LZ4_MALFORMED, Reason.LZ4_LENGTH_PAST_INPUT, ip);
-        const b = <usize>load<u8>(ip++);
-        litLen += b;
-        if (litLen > ipEnd - ip) return fail(Code.LZ4_MALFORMED, Reason.LZ4_LITERALS_PAST_INPUT, ip);
-        if (b !== 255) break;
-      }
-    }
-    if (litLen > ipEnd - ip) return fail(Code.LZ4_MALFORMED, Reason.LZ4_LITERALS_PAST_INPUT, ip);
-    if (litLen > opEnd - op) return fail(Code.LZ4_LIMIT, Reason.LZ4_OUTPUT_LIMIT, ip);
-    // Pair assertions (debug build): the copies below stay inside both regions.
-    assert(ip + litLen <= ipEnd && op + litLen <= opEnd);
-    if (litLen <= 16 && ipEnd - ip >= 16 && opEnd - op >= 16) {
+    let matchLen = token & 15;
+    let offset: usize = 0;
+    if (litLen < 15 && ip < ipFast && op < opFast) {
+      // Fast path. ≤ 14 literals: move 16 bytes, keep litLen of them. The sequence cannot
+      // be the block's last (more than 18 input bytes follow), so an offset follows.
+      assert(ip + 18 <= ipEnd && op + 16 <= opEnd);
       v128.store(op, v128.load(ip));
+      ip += litLen;
+      op += litLen;
+      offset = <usize>load<u16>(ip);
+      ip += 2;
+      if (offset >= 16 && offset <= op - prefixStart) {
+        // Source ≥ 16 behind: 16-byte moves, in order (a move may read what the one
+        // before wrote, which is already final). Two cover a short match (≤ 18 bytes).
+        let from = op - offset;
+        assert(op + 32 <= opEnd);
+        v128.store(op, v128.load(from));
+        v128.store(op, v128.load(from, 16), 16);
+        if (matchLen < 15) {
+          op += matchLen + MIN_MATCH;
+          continue;
+        }
+        // A long match: its extra length bytes, then more strides while the output
+        // has room for the overshoot; otherwise the general case below finishes it.
+        while (true) {
+          if (ip >= ipEnd) return fail(Code.LZ4_MALFORMED, Reason.LZ4_LENGTH_PAST_INPUT, ip);
+          const b = <usize>load<u8>(ip++);
+          matchLen += b;
+          if (matchLen > opEnd - op) return fail(Code.LZ4_LIMIT, Reason.LZ4_OUTPUT_LIMIT, ip);
+          if (b !== 255) break;
+        }
+        matchLen += MIN_MATCH;
+        if (opEnd - op >= matchLen + 16) {
+          const stop = op + matchLen;
+          op += 32;
+          from += 32;
+          while (op < stop) {
+            v128.store(op, v128.load(from));
+            op += 16;
+            from += 16;
+          }
+          assert(op <= opEnd);
+          op = stop;
+          continue;
+        }
+        // Near the end of the output: exact, non-overlapping copies (as in the general
+        // case below; repeated here because the length is already read).
+        const stop = op + matchLen;
+        while (op < stop) {
+          const n = min(stop - op, op - from);
+          memory.copy(op, from, n);
+          op += n;
+        }
+        continue;
+      }
+      if (matchLen < 15 && offset <= op - prefixStart) {
+        const from = op - offset;
+        assert(op + 32 <= opEnd);
+        if (offset >= 8) {
+          // Source 8..15 behind: three 8-byte moves, in order, for the same reason.
+          store<u64>(op, load<u64>(from));
+          store<u64>(op, load<u64>(from, 8), 8);
+          store<u64>(op, load<u64>(from, 16), 16);
+          op += matchLen + MIN_MATCH;
+          continue;
+        }
+      }
     } else {
-      memory.copy(op, ip, litLen);
+      // Literal length. Each extra byte is checked against the input left, so the sum
+      // stays below len (no overflow, no runaway loop).
+      if (litLen === 15) {
+        while (true) {
+          if (ip >= ipEnd) return fail(Code.LZ4_MALFORMED, Reason.LZ4_LENGTH_PAST_INPUT, ip);
+          const b = <usize>load<u8>(ip++);
+          litLen += b;
+          if (litLen > ipEnd - ip) return fail(Code.LZ4_MALFORMED, Reason.LZ4_LITERALS_PAST_INPUT, ip);
+          if (b !== 255) break;
+        }
+      }
+      if (litLen > ipEnd - ip) return fail(Code.LZ4_MALFORMED, Reason.LZ4_LITERALS_PAST_INPUT, ip);
+      if (litLen > opEnd - op) return fail(Code.LZ4_LIMIT, Reason.LZ4_OUTPUT_LIMIT, ip);
+      // Pair assertion (debug build): the copy below stays inside both regions.
+      assert(ip + litLen <= ipEnd && op + litLen <= opEnd);
+      if (ipEnd - ip >= litLen + 16 && opEnd - op >= litLen + 16) {
+        // Room past both ends: 16-byte strides, the last one overshooting harmlessly.
+        let i: usize = 0;
+        do {
+          v128.store(op + i, v128.load(ip + i));
+          i += 16;
+        } while (i < litLen);
+      } else {
+        memory.copy(op, ip, litLen);
+      }
+      ip += litLen;
+      op += litLen;
+      if (ip === ipEnd) return <i32>(op - dst); // the last sequence: literals only
+      if (ipEnd - ip < 2) return fail(Code.LZ4_MALFORMED, Reason.LZ4_LENGTH_PAST_INPUT, ip);
+      offset = <usize>load<u16>(ip);
+      ip += 2;
     }
-    ip += litLen;
-    op += litLen;
-    if (ip === ipEnd) return <i32>(op - dst); // the last sequence: literals only
-    // Match.
-    if (ipEnd - ip < 2) return fail(Code.LZ4_MALFORMED, Reason.LZ4_LENGTH_PAST_INPUT, ip);
-    const offset = <usize>load<u16>(ip);
-    ip += 2;
+    // Match, general case.
     if (offset === 0) return fail(Code.LZ4_MALFORMED, Reason.LZ4_OFFSET_ZERO, ip - 2);
     if (offset > op - prefixStart) return fail(Code.LZ4_MALFORMED, Reason.LZ4_OFFSET_BEFORE_START, ip - 2);
-    let matchLen = token & 15;
     if (matchLen === 15) {
       while (true) {
         if (ip >= ipEnd) return fail(Code.LZ4_MALFORMED, Reason.LZ4_LENGTH_PAST_INPUT, ip);
@@ -225,29 +309,35 @@ export function decompressBlock(src: usize, len: usize, dst: usize, cap: usize, 
     if (matchLen > opEnd - op) return fail(Code.LZ4_LIMIT, Reason.LZ4_OUTPUT_LIMIT, ip);
     let from = op - offset;
     assert(from >= prefixStart && op + matchLen <= opEnd);
+    const stop = op + matchLen;
     if (offset >= 16 && opEnd - op >= matchLen + 16) {
       // Source and destination are ≥ 16 apart, so 16-byte strides read only final bytes;
       // the last stride may write up to 15 bytes past the match, inside the output.
-      const stop = op + matchLen;
       do {
         v128.store(op, v128.load(from));
         op += 16;
         from += 16;
       } while (op < stop);
       assert(op <= opEnd); // the last stride's overshoot stayed inside the output
-      op = stop;
+    } else if (offset >= 8 && opEnd - op >= matchLen + 8) {
+      // The same with 8-byte strides for sources 8..15 behind.
+      do {
+        store<u64>(op, load<u64>(from));
+        op += 8;
+        from += 8;
+      } while (op < stop);
+      assert(op <= opEnd);
     } else if (offset === 1) {
       memory.fill(op, load<u8>(from), matchLen);
-      op += matchLen;
     } else {
       // Overlapping: the bytes [from, op) repeat with period `offset`. Copy the longest
       // non-overlapping run each time; the run doubles, so this takes O(log n) copies.
-      const stop = op + matchLen;
       while (op < stop) {
         const n = min(stop - op, op - from);
         memory.copy(op, from, n);
         op += n;
       }
     }
+    op = stop;
   }
 }

@@ -125,9 +125,11 @@ export interface Lz4CompressOptions {
   acceleration?: number;
   /** Block maximum size: 64 KiB (Kafka's choice, the default), 256 KiB, 1 MiB or 4 MiB. */
   blockSize?: 65536 | 262144 | 1048576 | 4194304;
+  /** An xxHash32 after each block (default false). */
   blockChecksum?: boolean;
+  /** An xxHash32 of the whole content after the end mark (default true, as the lz4 CLI). */
   contentChecksum?: boolean;
-  /** Write the content size in the frame header. */
+  /** Write the content size in the frame header (default false). */
   contentSize?: boolean;
 }
 
@@ -159,7 +161,11 @@ export interface IndexEntries {
   bytesSinceLastEntry: number;
 }
 
-/** The synchronous in-thread core. All methods are pure functions of their inputs. */
+/**
+ * The synchronous in-thread core. Every method except stampBatch is a pure function of
+ * its inputs and leaves them untouched; results never share memory with the core (they
+ * are fresh copies the caller owns).
+ */
 export interface Core {
   crc32c(bytes: Uint8Array, seed?: number): number;
   xxhash32(bytes: Uint8Array, seed?: number): number;
@@ -179,9 +185,18 @@ export interface Core {
   readBatchHeader(buf: Uint8Array, position?: number): BatchHeader;
   /** Writes baseOffset and partitionLeaderEpoch in place; the CRC does not cover them. */
   stampBatch(buf: Uint8Array, position: number, baseOffset: number, partitionLeaderEpoch: number): void;
-  /** Builds one batch (CRC computed, optionally compressed). */
+  /**
+   * Builds one batch (CRC computed, optionally compressed; lz4 as Kafka's producer writes
+   * it: 64 KiB independent blocks, no frame checksums). Offset deltas are 0..n-1; at least
+   * one record. Defaults: producerId, producerEpoch and baseSequence -1, epoch 0.
+   */
   encodeBatch(records: RecordInput[], options?: EncodeOptions): Uint8Array;
-  /** Decodes (decompressing if needed) every record of one batch. Throws CoreError on bad input. */
+  /**
+   * Decodes (decompressing if needed) every record of the one batch that fills `batch`
+   * (trailing bytes are CORRUPT_BATCH), after validating it as scanBatches does. Keys,
+   * values and header values are views into one fresh copy of the records. Control
+   * batches decode too (check readBatchHeader(...).isControl). Throws CoreError on bad input.
+   */
   decodeRecords(batch: Uint8Array): DecodedRecord[];
 
   /** Sparse index entries for a buffer of whole batches. */

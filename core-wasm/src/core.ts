@@ -168,6 +168,7 @@ export function createCore(options: CreateCoreOptions = {}): Core {
     let recordsBytes = 0;
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
+      checkRecord(r, i);
       const ts = r.timestamp ?? baseTimestamp;
       if (!Number.isSafeInteger(ts) || Math.abs(ts - baseTimestamp) > MAX_TIMESTAMP_DELTA) {
         throw new CoreError(
@@ -463,6 +464,24 @@ export function createCore(options: CreateCoreOptions = {}): Core {
     buildIndex,
     searchIndex,
   };
+}
+
+const isBytesOrNull = (v: unknown) => v === null || v instanceof Uint8Array;
+
+/** Shape checks for one record given to encodeBatch (the types are not enforced at run time). */
+function checkRecord(r: RecordInput, i: number): void {
+  const bad = (what: string) => new CoreError('CORRUPT_BATCH', `record ${i}: ${what}`);
+  if (r === null || typeof r !== 'object') throw bad('not an object');
+  if (r.key !== undefined && !isBytesOrNull(r.key)) throw bad('key must be a Uint8Array or null');
+  if (!isBytesOrNull(r.value)) throw bad('value must be a Uint8Array or null');
+  if (r.headers !== undefined) {
+    if (!Array.isArray(r.headers)) throw bad('headers must be an array');
+    for (const h of r.headers) {
+      if (h === null || typeof h !== 'object' || typeof h.key !== 'string' || !isBytesOrNull(h.value)) {
+        throw bad('a header needs a string key and a Uint8Array or null value');
+      }
+    }
+  }
 }
 
 function writeBytes(u8: Uint8Array, p: number, bytes: Uint8Array | null): number {

@@ -8,7 +8,7 @@
 
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { type Core, CoreError, type CorePool, type ScanResult } from './api.js';
+import { type Core, CoreError, type CorePool, type RecordInput, type ScanResult } from './api.js';
 import { readBatchHeader, stampBatch } from './batch-header.js';
 import { searchIndex } from './core.js';
 import type { WireError, WorkerMethod, WorkerReply } from './pool-worker.js';
@@ -18,7 +18,7 @@ import type { WireError, WorkerMethod, WorkerReply } from './pool-worker.js';
  * it, the hop and the copy cost more than the work. Measured with `npm run bench -- core`
  * (lz4Compress and scanBatches on the benchmark corpus; see docs/ARCHITECTURE.md).
  */
-export const POOL_THRESHOLD_BYTES = 64 * 1024;
+export const POOL_THRESHOLD_BYTES = 256 * 1024;
 
 export interface CorePoolOptions {
   /** Worker threads kept alive (default 1). */
@@ -27,6 +27,28 @@ export interface CorePoolOptions {
   maxThreads?: number;
   /** Milliseconds an idle thread above minThreads lives (default 30 000). */
   idleTimeoutMs?: number;
+}
+
+/**
+ * Posting a view copies its whole ArrayBuffer (a 100-byte subarray of a 1 GiB buffer
+ * would cost 1 GiB), so views that do not cover their buffer are copied down first;
+ * so are the byte fields of encodeBatch's records.
+ */
+function compact(arg: unknown): unknown {
+  if (arg instanceof Uint8Array) return arg.byteLength === arg.buffer.byteLength ? arg : arg.slice();
+  if (Array.isArray(arg)) {
+    return arg.map((r: RecordInput) =>
+      r && typeof r === 'object'
+        ? {
+            ...r,
+            key: compact(r.key ?? null),
+            value: compact(r.value),
+            headers: r.headers?.map((h) => ({ key: h.key, value: compact(h.value) })),
+          }
+        : r,
+    );
+  }
+  return arg;
 }
 
 function fromWire(e: WireError): CoreError {
@@ -43,7 +65,7 @@ export function createCorePool(options: CorePoolOptions = {}): CorePool {
   });
 
   async function call<T>(method: WorkerMethod, args: unknown[]): Promise<T> {
-    const reply = (await pool.run({ method, args })) as WorkerReply;
+    const reply = (await pool.run({ method, args: args.map(compact) })) as WorkerReply;
     if (reply instanceof Uint8Array) return reply as T;
     if ('error' in reply) throw fromWire(reply.error);
     return reply.value as T;

@@ -381,6 +381,18 @@ test('encodeBatch refuses what it cannot encode, with typed errors', () => {
     code(() => core.encodeBatch([{ value: null, timestamp: 1.5 }])),
     'CORRUPT_BATCH',
   );
+  for (const bad of [
+    { value: 'text' },
+    { value: null, key: 5 },
+    { value: null, headers: [{ key: 1, value: null }] },
+    { value: null, headers: 'x' },
+  ]) {
+    assert.is(
+      code(() => core.encodeBatch([bad as unknown as RecordInput])),
+      'CORRUPT_BATCH',
+      JSON.stringify(bad),
+    );
+  }
 });
 
 test('decodeRecords: snappy and zstd batches are UNSUPPORTED; bad gzip is CORRUPT_BATCH', () => {

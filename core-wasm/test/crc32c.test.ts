@@ -57,6 +57,20 @@ test('random buffers, every length 0..300 and every alignment 0..15, match @node
   }
 });
 
+test('lengths around the SIMD superblock (4 KiB) boundaries, every alignment 0..7, match @node-rs/crc32', () => {
+  const rng = new Rng(6);
+  const backing = rng.bytes(70_000);
+  for (const len of [4095, 4096, 4097, 8191, 8192, 8193, 12288 + 5, 65536 + 17]) {
+    for (let align = 0; align < 8; align++) {
+      const bytes = backing.subarray(align, align + len);
+      assert.is(core.crc32c(bytes), nativeCrc32c(bytes), `len ${len} align ${align}`);
+      assert.is(debugCore.crc32c(bytes), nativeCrc32c(bytes), `len ${len} align ${align} (debug)`);
+      const cut = 1 + rng.int(len - 1);
+      assert.is(core.crc32c(bytes.subarray(cut), core.crc32c(bytes.subarray(0, cut))), nativeCrc32c(bytes));
+    }
+  }
+});
+
 test('random buffers of random sizes up to 1 MiB match @node-rs/crc32 and kafkajs', () => {
   const rng = new Rng(2);
   for (let i = 0; i < 60; i++) {

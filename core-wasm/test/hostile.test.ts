@@ -273,6 +273,34 @@ test('batches, mutated: scans stop at the damage (CRC-covered bytes), decoding i
   );
 });
 
+test('buildIndex and readBatchHeader on mutated logs: entries or a typed error', () => {
+  fc.assert(
+    fc.property(
+      fc.array(records, { minLength: 1, maxLength: 5 }),
+      mutation,
+      fc.nat(5000),
+      (batches, m, interval) => {
+        let offset = 0;
+        const log = Buffer.concat(
+          batches.map((recs) => {
+            const b = core.encodeBatch(recs, { baseOffset: offset });
+            offset += recs.length;
+            return b;
+          }),
+        );
+        const bad = mutate(log, m);
+        const r = both((c) => c.buildIndex(bad, { segmentBaseOffset: 0, intervalBytes: interval }));
+        if (r.ok) {
+          const positions = [...r.value.positions];
+          assert.ok(positions.every((p, i) => p < bad.length && (i === 0 || p > positions[i - 1]!)));
+        }
+        both((c) => c.readBatchHeader(bad, 0).recordCount);
+      },
+    ),
+    params,
+  );
+});
+
 test('compressed batches whose payload is mutated and re-CRCed: decoding is typed', () => {
   fc.assert(
     fc.property(records, fc.constantFrom('gzip' as const, 'lz4' as const), mutation, (recs, codec, m) => {

@@ -68,7 +68,9 @@ test('many concurrent calls all complete correctly', async () => {
   const inputs = Array.from({ length: 40 }, (_, i) => text(new Rng(i), 10_000 + i * 1000));
   const frames = await Promise.all(inputs.map((d) => pool.lz4Compress(d)));
   const back = await Promise.all(frames.map((f) => pool.lz4Decompress(f)));
-  back.forEach((b, i) => assert.equal(b, inputs[i]));
+  back.forEach((b, i) => {
+    assert.equal(b, inputs[i]);
+  });
   assert.ok(POOL_THRESHOLD_BYTES > 0);
 });
 

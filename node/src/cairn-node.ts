@@ -84,6 +84,8 @@ export interface CairnNodeOptions {
   /** Storage failed: the node stops; the process should exit. */
   onFatal?(err: unknown): void;
   onAppend?(seconds: number, bytes: number): void;
+  /** Batch bytes served by Read and Subscribe. */
+  onRead?(bytes: number): void;
   onPersist?(seconds: number): void;
   /** Sees every entry the node's groups apply, in order (the simulator's state-machine-safety check). */
   applyObserver?: ApplyObserver;
@@ -233,10 +235,11 @@ export class CairnNode implements NodeApi {
 
   private onMetadataRole(_s: SoftState): void {}
 
-  /** Peer addresses: every member of the catalog, plus the configured ones until the catalog is known. */
+  /** Peer addresses: every member of the catalog, or the configured ones until the catalog is known. */
   private updatePeers(): void {
     const peers = new Map<NodeId, string>();
-    for (const m of this.o.config.members) peers.set(m.id, m.peerAddress);
+    if (this.meta.state.clusterId === '')
+      for (const m of this.o.config.members) peers.set(m.id, m.peerAddress);
     for (const m of this.meta.state.memberList()) peers.set(m.id, m.peerAddress);
     peers.delete(this.id);
     this.o.transport.setPeers(peers);
@@ -487,6 +490,12 @@ export class CairnNode implements NodeApi {
 
   // --- helpers ----------------------------------------------------------------------------
 
+  /** A member is live when this node heard from it within two election timeouts. */
+  private isLive(id: NodeId): boolean {
+    const c = this.o.config.raft;
+    return this.runtime.heardWithin(id, 2 * c.electionTicks * c.tickMs);
+  }
+
   private addressOf(id: NodeId): string {
     return this.meta.state.member(id)?.apiAddress ?? '';
   }
@@ -626,7 +635,7 @@ export class CairnNode implements NodeApi {
   async read(input: ReadInput): Promise<ReadResult> {
     if (!Number.isSafeInteger(input.offset) || input.offset < 0) throw invalidRequest('offset must be ≥ 0');
     const pg = await this.localPartition(input.stream, input.partition);
-    return pg.read(
+    const r = await pg.read(
       input.offset,
       input.maxBytes,
       input.maxRecords,
@@ -634,6 +643,8 @@ export class CairnNode implements NodeApi {
       input.linearizable,
       input.decode,
     );
+    this.o.onRead?.(r.batches.length);
+    return r;
   }
 
   async *subscribe(input: SubscribeInput, signal: AbortSignal): AsyncGenerator<SubscribeChunk> {
@@ -662,7 +673,10 @@ export class CairnNode implements NodeApi {
     );
     this.subscribers++;
     try {
-      yield* pg.subscribe(from, maxBytes, input.decode, signal);
+      for await (const chunk of pg.subscribe(from, maxBytes, input.decode, signal)) {
+        this.o.onRead?.(chunk.batches.length);
+        yield chunk;
+      }
     } finally {
       this.subscribers--;
     }
@@ -744,7 +758,9 @@ export class CairnNode implements NodeApi {
     if (state.partitionCount() + config.partitions > limits.maxPartitionsTotal) {
       throw limitExceeded('partitions in the cluster', limits.maxPartitionsTotal);
     }
-    const placement = placeReplicas(state, config.partitions, config.replicationFactor);
+    const placement = placeReplicas(state, config.partitions, config.replicationFactor, (id) =>
+      this.isLive(id),
+    );
     const r = await this.proposeMetaOk({ type: 'createStream', name, config, placement });
     const s = r.value as StreamMeta;
     // Answer once the partitions hosted here have a leader, so the stream is usable at once.
@@ -901,7 +917,11 @@ export class CairnNode implements NodeApi {
     if (m.state !== 'leaving') {
       const others = this.meta.state.memberList().filter((x) => x.id !== id && x.state === 'active');
       if (others.length === 0) throw invalidRequest('cannot remove the last node');
-      await this.proposeMetaOk({ type: 'removeMember', id, moves: planRemoval(this.meta.state, id) });
+      await this.proposeMetaOk({
+        type: 'removeMember',
+        id,
+        moves: planRemoval(this.meta.state, id, (x) => this.isLive(x)),
+      });
     }
     // Wait until no partition group anywhere still has the node (the partition leaders move
     // replicas off it), as the members' statuses show.

@@ -25,6 +25,7 @@ import { callUnary, serviceDefinition } from '../src/api/grpc-service.js';
 import { ApiServer } from '../src/api/server.js';
 import type { CairnError } from '../src/errors.js';
 import { defaultLimits } from '../src/limits.js';
+import { realClock } from '../src/seams/clock.js';
 import { InProcessCluster } from './support/inproc.js';
 import { freePort } from './support/procs.js';
 
@@ -73,6 +74,7 @@ test('the API over gRPC: admin, append (records and a kafkajs batch), read, subs
     await c.leaderOf(0);
     server = await ApiServer.listen({
       node,
+      clock: realClock(),
       limits: { ...defaultLimits, maxBatchBytes: 65536 },
       listenAddress: api,
     });

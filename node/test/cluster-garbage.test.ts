@@ -79,6 +79,11 @@ test('garbage, oversized and malformed peer frames are refused; the node keeps s
     await checkReplicas(c, [1, 2, 3], 'g', 0, [p]);
     const metrics = await (await fetch(`http://127.0.0.1:${c.ports.get(2)!.metrics}/metrics`)).text();
     assert.match(metrics, /cairn_peer_bad_frames\{peer="1"\} [1-9]/);
+    // The rest of the endpoint: per-group Raft state, latency histograms, bytes.
+    assert.match(metrics, /cairn_group_role\{group="1",stream="g",partition="0"\} [14]/);
+    assert.match(metrics, /cairn_group_commit_index\{group="0",stream="",partition="0"\} [1-9]/);
+    assert.match(metrics, /cairn_persist_seconds_count [1-9]/);
+    assert.match(metrics, /cairn_peer_bytes_in\{peer="1"\} [1-9]/);
   } finally {
     await c.stopAll();
   }

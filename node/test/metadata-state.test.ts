@@ -81,6 +81,21 @@ test('placement spreads replicas over the least loaded active nodes', () => {
   assert.throws(() => placeReplicas(s, 1, 4), /exceeds 3 active nodes/);
 });
 
+test('placement prefers nodes the leader hears from, and falls back when too few are live', () => {
+  const s = MetadataState.bootstrap('c', [
+    ...members,
+    { id: 4, apiAddress: '127.0.0.1:7040', peerAddress: '127.0.0.1:7140' },
+    { id: 5, apiAddress: '127.0.0.1:7050', peerAddress: '127.0.0.1:7150' },
+  ]);
+  const live = (id: number) => id !== 1 && id !== 2;
+  for (const rs of placeReplicas(s, 4, 3, live)) assert.equal([...rs].sort(), [3, 4, 5]);
+  // Not enough live nodes for rf 4: any active ones.
+  assert.is(placeReplicas(s, 1, 4, live)[0]!.length, 4);
+  s.apply({ type: 'createStream', name: 'x', config: config(1, 3), placement: [[1, 2, 3]] });
+  const moves = planRemoval(s, 1, live);
+  assert.ok(moves[0]!.replicas.includes(4) || moves[0]!.replicas.includes(5), 'the replacement is live');
+});
+
 test('removal moves each partition of the leaving node to a node not already a replica', () => {
   const s = MetadataState.bootstrap('c', [
     ...members,

@@ -429,7 +429,7 @@ export class RaftCore {
     this.log.persisted = index;
     if (this.role === 'leader') {
       const self = this.progress.get(this.id);
-      if (self?.maybeUpdate(index) && !self.isLearner) this.maybeCommit();
+      if (self?.maybeUpdate(index) && !self.isLearner && index > this.log.committed) this.maybeCommit();
     }
     this.checkRepair();
   }
@@ -1094,7 +1094,8 @@ export class RaftCore {
         pr.inflights.freeLE(m.index);
         break;
     }
-    if (advanced && !pr.isLearner) this.maybeCommit();
+    // Only a voter's match rising past the commit index can move it.
+    if (advanced && !pr.isLearner && pr.match > this.log.committed) this.maybeCommit();
     if (this.role === 'leader' && m.from === this.transferee && pr.match === this.log.lastIndex()) {
       this.sendTimeoutNow(m.from);
     }

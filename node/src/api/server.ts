@@ -51,6 +51,7 @@ import type {
   StreamInfo,
   SubscribeInput,
 } from '../node-api.js';
+import type { Clock } from '../seams/clock.js';
 import type { MemberState, StreamConfig } from '../state/metadata.js';
 import { toServiceError } from './grpc-errors.js';
 import { serviceDefinition } from './grpc-service.js';
@@ -294,6 +295,7 @@ function unary<Req>(fn: (req: Req) => Promise<unknown>) {
 
 export interface ApiServerOptions {
   node: NodeApi;
+  clock: Clock;
   limits: Limits;
   /** host:port; port 0 picks a free one (see ApiServer.port). */
   listenAddress: string;
@@ -302,6 +304,7 @@ export interface ApiServerOptions {
 export class ApiServer {
   private constructor(
     private readonly server: grpc.Server,
+    private readonly clock: Clock,
     readonly port: number,
   ) {}
 
@@ -414,7 +417,7 @@ export class ApiServer {
       server.bindAsync(opts.listenAddress, grpc.ServerCredentials.createInsecure(), (err, port) => {
         if (err)
           return reject(new Error(`API server cannot listen on ${opts.listenAddress}: ${err.message}`));
-        resolve(new ApiServer(server, port));
+        resolve(new ApiServer(server, opts.clock, port));
       });
     });
   }
@@ -422,12 +425,12 @@ export class ApiServer {
   /** Stops taking calls; gives running calls `graceMs` to finish, then cancels them. */
   close(graceMs = 2_000): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const cancel = this.clock.setTimer(graceMs, () => {
         this.server.forceShutdown();
         resolve();
-      }, graceMs);
+      });
       this.server.tryShutdown(() => {
-        clearTimeout(timer);
+        cancel();
         resolve();
       });
     });

@@ -143,12 +143,13 @@ async function serve(config: NodeConfig): Promise<number> {
       metrics?.appendSeconds.observe(seconds);
       metrics?.apiBytesIn.inc(bytes);
     },
+    onRead: (bytes) => metrics?.apiBytesOut.inc(bytes),
     onPersist: (seconds) => metrics?.persistSeconds.observe(seconds),
   });
 
   let api: ApiServer;
   try {
-    api = await ApiServer.listen({ node, limits: config.limits, listenAddress: config.apiAddress });
+    api = await ApiServer.listen({ node, clock, limits: config.limits, listenAddress: config.apiAddress });
   } catch (err) {
     console.error(`cairn serve: ${(err as Error).message}`);
     await node.stop();

@@ -165,9 +165,13 @@ export class PartitionGroup implements GroupMachine {
     const tail = this.tailView();
     const term = this.group.core.currentTerm;
     let index = this.group.core.lastIndex;
-    // Invariant: the tail reflects every entry of the leader's log.
+    // Invariant: the tail reflects every entry of the leader's log. If it cannot (storage
+    // did not take the core's entries this turn), nothing is proposed on a wrong prediction.
     if (tail.appliedIndex !== index) {
-      throw new Error(`partition ${this.name}: tail at ${tail.appliedIndex}, log at ${index}`);
+      this.tail = null;
+      for (const q of queued)
+        q.reject(unavailable(`partition ${this.name} is catching up its own log; retry`));
+      return;
     }
     const accepted: Queued[] = [];
     const data: Uint8Array[] = [];

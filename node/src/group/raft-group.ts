@@ -18,6 +18,7 @@ import {
   type ConfState,
   decodeConfState,
   type Entry,
+  type HardState,
   type Message,
   type NodeId,
   type ProposeResult,
@@ -35,7 +36,7 @@ import type { GroupStore } from './store.js';
 export interface GroupHost {
   readonly nodeId: NodeId;
   /** Queues messages for the end of the turn (one frame per peer per turn). */
-  send(group: number, messages: Message[]): void;
+  send(group: number, messages: readonly Message[]): void;
   /** The group has work: run process() this turn. */
   markDirty(group: RaftGroup): void;
   now(): number;
@@ -67,7 +68,7 @@ export interface GroupMachine {
 
 /** One Ready's durable work and what waits for it. */
 interface PersistSlot {
-  messages: Message[];
+  messages: readonly Message[];
   /** Last entry of the Ready's log write: persisted(index, term) once durable. */
   last: { index: number; term: number } | undefined;
   install: SnapshotMeta | undefined;
@@ -100,6 +101,8 @@ export class RaftGroup {
   private appliedConf: ConfState;
   private stopped = false;
   private snapshotting = false;
+  /** The hard state last handed to storage (see handle()). */
+  private persistedHard: HardState | undefined;
   /** A snapshot install is in progress: the core must not be called (see process()). */
   private blocked = false;
 
@@ -113,6 +116,7 @@ export class RaftGroup {
     this.core = new RaftCore({ ...init, id: host.nodeId, log: store });
     this.appliedIndex = init.applied ?? store.firstIndex() - 1;
     this.appliedConf = init.snapshot?.conf ?? init.conf;
+    this.persistedHard = init.hardState;
   }
 
   get role(): SoftState['role'] {
@@ -322,8 +326,24 @@ export class RaftGroup {
       slot.durable = true;
     }
     if (rd.hardState !== undefined) {
-      this.store.setHardState(rd.hardState);
-      slot.durable = true;
+      // Term and vote must be durable before the messages that depend on them; the commit
+      // index need not be (a restarted node learns it again from the leader), and storage
+      // writes hard state whole (new file, fsync, rename, directory fsync) — several fsyncs
+      // per commit advance. So a change of commit alone is written only with the next
+      // term/vote change or every hardStateCommitInterval entries.
+      const hs = rd.hardState;
+      const prev = this.persistedHard;
+      if (
+        prev === undefined ||
+        hs.term !== prev.term ||
+        hs.vote !== prev.vote ||
+        hs.commit - prev.commit >= HARD_STATE_COMMIT_INTERVAL ||
+        hs.commit < prev.commit
+      ) {
+        this.store.setHardState(hs);
+        this.persistedHard = { ...hs };
+        slot.durable = true;
+      }
     }
     if (rd.softState !== undefined) {
       const wasLeader = this.softState.role === 'leader';
@@ -400,7 +420,7 @@ export class RaftGroup {
     }
   }
 
-  private sendNow(messages: Message[]): void {
+  private sendNow(messages: readonly Message[]): void {
     if (messages.length === 0) return;
     const ready: Message[] = [];
     for (const m of messages) {
@@ -499,6 +519,9 @@ export class RaftGroup {
     return this.stopped;
   }
 }
+
+/** Entries the commit index may advance before a commit-only hard state change is written. */
+const HARD_STATE_COMMIT_INTERVAL = 1024;
 
 function notLeaderUnknown(why: string, leader: NodeId): CairnError {
   return new CairnError('NOT_LEADER', `${why} (outcome unknown)`, { leaderId: leader });

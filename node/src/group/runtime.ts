@@ -38,6 +38,8 @@ export class GroupRuntime {
   private stopped = false;
   /** Groups touched this turn (their endTurn must run even if process found nothing). */
   private readonly touched = new Set<RaftGroup>();
+  /** When each peer was last heard from (Clock.now), for liveness-aware placement. */
+  private readonly lastHeard = new Map<NodeId, number>();
   readonly host: GroupHost;
 
   constructor(private readonly opts: RuntimeOptions) {
@@ -53,6 +55,20 @@ export class GroupRuntime {
       observer: opts.observer,
     };
     opts.transport.onReceive((from, groups) => this.receive(from, groups));
+    opts.transport.onPeerChange?.((peer) => this.peerChanged(peer));
+  }
+
+  /**
+   * A peer's connection went down or came back. Its leaders stop pipelining to it and probe
+   * (Raft's "report unreachable"): if it restarted with less log than it acknowledged, the
+   * probe's rejection lets the leader find where it really is, even in an idle group.
+   */
+  private peerChanged(peer: NodeId): void {
+    for (const g of this.groups.values()) {
+      if (!g.isLeader) continue;
+      g.core.reportUnreachable(peer);
+      this.markDirty(g);
+    }
   }
 
   start(): void {
@@ -100,7 +116,7 @@ export class GroupRuntime {
     this.opts.clock.defer(() => this.turn());
   }
 
-  private queue(group: number, messages: Message[]): void {
+  private queue(group: number, messages: readonly Message[]): void {
     for (const m of messages) {
       let byGroup = this.outbox.get(m.to);
       if (byGroup === undefined) {
@@ -154,6 +170,7 @@ export class GroupRuntime {
 
   /** Delivers a peer's frame: each message to its group, if that group runs here. */
   private receive(from: NodeId, groups: GroupMessages<Message>[]): void {
+    this.lastHeard.set(from, this.opts.clock.now());
     for (const { group, messages } of groups) {
       const g = this.groups.get(group);
       if (g === undefined) continue; // not (yet, or any longer) here: Raft retries
@@ -169,6 +186,13 @@ export class GroupRuntime {
         g.step(m);
       }
     }
+  }
+
+  /** Whether `peer` sent anything within the last `ms` (this node always counts as heard). */
+  heardWithin(peer: NodeId, ms: number): boolean {
+    if (peer === this.opts.nodeId) return true;
+    const t = this.lastHeard.get(peer);
+    return t !== undefined && this.opts.clock.now() - t <= ms;
   }
 
   stop(): void {

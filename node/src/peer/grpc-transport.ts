@@ -107,6 +107,7 @@ class Peer {
 export class GrpcTransport<M> implements Transport<M> {
   private readonly peers = new Map<NodeId, Peer>();
   private handler: (from: NodeId, groups: GroupMessages<M>[]) => void = () => {};
+  private peerChange: (peer: NodeId, connected: boolean) => void = () => {};
   private closed = false;
   private readonly minBackoffMs: number;
   private readonly maxBackoffMs: number;
@@ -148,6 +149,10 @@ export class GrpcTransport<M> implements Transport<M> {
 
   onReceive(handler: (from: NodeId, groups: GroupMessages<M>[]) => void): void {
     this.handler = handler;
+  }
+
+  onPeerChange(handler: (peer: NodeId, connected: boolean) => void): void {
+    this.peerChange = handler;
   }
 
   setPeers(addresses: ReadonlyMap<NodeId, string>): void {
@@ -356,6 +361,7 @@ export class GrpcTransport<M> implements Transport<M> {
     });
     this.opts.log.info({ peer: peer.id }, 'peer connected');
     this.flush(peer);
+    this.peerChange(peer.id, true);
   }
 
   private detach(peer: Peer, why: string): void {
@@ -363,6 +369,7 @@ export class GrpcTransport<M> implements Transport<M> {
     peer.stats.connected = false;
     peer.waitingForDrain = false;
     this.opts.log.info({ peer: peer.id, why }, 'peer disconnected');
+    this.peerChange(peer.id, false);
   }
 
   /** Closes the peer's current stream, if any. */

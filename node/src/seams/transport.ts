@@ -12,6 +12,12 @@ export interface Transport<M> {
   send(to: NodeId, groups: GroupMessages<M>[]): void;
   /** Where received frames go; `from` is the peer's authenticated (handshake) id. */
   onReceive(handler: (from: NodeId, groups: GroupMessages<M>[]) => void): void;
+  /**
+   * Where connection changes go: a peer (re)connected or was lost. A reconnect often means
+   * the peer restarted, perhaps with less of its log than it had acknowledged (a wiped or
+   * repaired disk); the runtime tells its Raft leaders to probe it again.
+   */
+  onPeerChange?(handler: (peer: NodeId, connected: boolean) => void): void;
   /** The peers' addresses as the node now knows them (added, changed or gone). */
   setPeers(peers: ReadonlyMap<NodeId, string>): void;
   /** Stops connecting and closes every connection. */

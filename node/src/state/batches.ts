@@ -4,6 +4,7 @@
 import { BATCH_HEADER_BYTES, type Core, CoreError, type RecordInput } from '../../../core-wasm/src/index.js';
 import { CairnError, tooLarge } from '../errors.js';
 import type { Limits } from '../limits.js';
+import type { ProducerIdentity } from '../node-api.js';
 import type { BatchFacts, OffsetCommit } from './partition.js';
 
 /**
@@ -87,12 +88,6 @@ export function checkClientBatch(core: Core, bytes: Uint8Array, limits: Limits):
     baseSequence: h.baseSequence,
     lastOffsetDelta: h.lastOffsetDelta,
   };
-}
-
-export interface ProducerIdentity {
-  producerId: number;
-  producerEpoch: number;
-  baseSequence: number;
 }
 
 /** Builds a batch from structured records (each within maxRecordBytes). */

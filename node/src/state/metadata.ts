@@ -277,19 +277,25 @@ export function streamNotFound(name: string): CairnError {
 /**
  * Chooses replicas for `partitions` new partitions: `rf` distinct active members each,
  * spreading load — each pick goes to the member holding the fewest replicas so far (ties
- * to the lower id), and the first replica rotates so that partitions do not all start
- * with the same node. Deterministic in the catalog.
+ * to the lower id). Members `live` says the leader hears from are preferred: when enough
+ * of them are live, only they are chosen (a partition placed on dead nodes could not
+ * elect a leader). Deterministic in the catalog and `live`.
  */
-export function placeReplicas(state: MetadataState, partitions: number, rf: number): NodeId[][] {
-  const candidates = state
+export function placeReplicas(
+  state: MetadataState,
+  partitions: number,
+  rf: number,
+  live: (id: NodeId) => boolean = () => true,
+): NodeId[][] {
+  const active = state
     .memberList()
     .filter((m) => m.state === 'active')
     .map((m) => m.id);
-  if (rf > candidates.length)
-    throw new CairnError(
-      'INVALID_REQUEST',
-      `replication factor ${rf} exceeds ${candidates.length} active nodes`,
-    );
+  if (rf > active.length) {
+    throw new CairnError('INVALID_REQUEST', `replication factor ${rf} exceeds ${active.length} active nodes`);
+  }
+  const alive = active.filter(live);
+  const candidates = alive.length >= rf ? alive : active;
   const load = replicaLoad(state);
   const out: NodeId[][] = [];
   for (let p = 0; p < partitions; p++) {
@@ -309,14 +315,21 @@ export function placeReplicas(state: MetadataState, partitions: number, rf: numb
 
 /**
  * New replicas for every partition on `leaving`: the leaving node is replaced by the least
- * loaded active member not already a replica; when there is none, the partition keeps its
- * other replicas (it shrinks rather than failing the removal).
+ * loaded (live, when `live` knows) active member not already a replica; when there is
+ * none, the partition keeps its other replicas (it shrinks rather than failing the removal).
  */
-export function planRemoval(state: MetadataState, leaving: NodeId): PartitionMove[] {
-  const candidates = state
+export function planRemoval(
+  state: MetadataState,
+  leaving: NodeId,
+  live: (id: NodeId) => boolean = () => true,
+): PartitionMove[] {
+  const active = state
     .memberList()
     .filter((m) => m.state === 'active' && m.id !== leaving)
     .map((m) => m.id);
+  // Replacements must be able to catch up: live members first, any active one otherwise.
+  const alive = active.filter(live);
+  const candidates = alive.length > 0 ? alive : active;
   const load = replicaLoad(state);
   const moves: PartitionMove[] = [];
   for (const s of state.streamList()) {

@@ -7,9 +7,11 @@
 // core.encodeBatch numbers records 0..n-1 and derives lastOffsetDelta from the count, so
 // it cannot express "records at deltas 0, 4, 9 of a batch ending at 11"; this small
 // encoder does (see the report to the coordinator). The CRC and LZ4 come from the core.
-import { gzipSync } from 'node:zlib';
-import type { Core, DecodedRecord } from '../../../core-wasm/src/index.js';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
+import type { Core, CorePool, DecodedRecord } from '../../../core-wasm/src/index.js';
 import { BATCH_HEADER_BYTES, dataView } from './batch-fields.js';
+import { invariant } from './errors.js';
 
 const CODEC_NONE = 0;
 const CODEC_GZIP = 1;
@@ -55,8 +57,20 @@ export function canRewrite(attributes: number): boolean {
   return codec === CODEC_NONE || codec === CODEC_GZIP || codec === CODEC_LZ4;
 }
 
-/** `original` (a valid batch) with only `kept` of its records (in order, a non-empty subset). */
-export function rewriteBatch(core: Core, original: Uint8Array, kept: readonly DecodedRecord[]): Uint8Array {
+const gzipAsync = promisify(gzip);
+
+/**
+ * `original` (a valid batch) with only `kept` of its records (in order, a non-empty
+ * subset). Compression runs off the event loop: gzip on libuv's threads, LZ4 on the pool
+ * when one is given and the batch is large enough to pay for the hop.
+ */
+export async function rewriteBatch(
+  core: Core,
+  pool: CorePool | undefined,
+  poolMinBytes: number,
+  original: Uint8Array,
+  kept: readonly DecodedRecord[],
+): Promise<Uint8Array> {
   if (kept.length === 0) throw new Error('rewriteBatch: keep at least one record (drop the batch instead)');
   const hv = dataView(original);
   const baseOffset = hv.getInt32(0) * TWO_32 + hv.getUint32(4);
@@ -89,9 +103,15 @@ export function rewriteBatch(core: Core, original: Uint8Array, kept: readonly De
       p = writeBytesField(region, p, h.value);
     });
   });
-  if (p !== recordsBytes) throw new Error('storage invariant violated: rewriteBatch size mismatch');
+  invariant(p === recordsBytes, 'rewriteBatch wrote what it measured');
   const payload =
-    codec === CODEC_GZIP ? gzipSync(region) : codec === CODEC_LZ4 ? core.lz4Compress(region) : region;
+    codec === CODEC_GZIP
+      ? new Uint8Array(await gzipAsync(region))
+      : codec === CODEC_LZ4
+        ? pool && region.length >= poolMinBytes
+          ? await pool.lz4Compress(region)
+          : core.lz4Compress(region)
+        : region;
   const out = new Uint8Array(BATCH_HEADER_BYTES + payload.length);
   out.set(original.subarray(0, BATCH_HEADER_BYTES));
   out.set(payload, BATCH_HEADER_BYTES);

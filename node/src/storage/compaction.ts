@@ -7,8 +7,8 @@
 // The work runs beside appends: reading and decoding are asynchronous (decoding on the
 // CorePool when one is given), and only the final swap of each segment is queued with
 // the flusher. Crash safety per segment: write `<base>.log.cleaned`, fsync; remove the
-// old index and fsync the directory; rename the cleaned file over `<base>.log` (atomic)
-// and fsync the directory; write the new index. A crash leaves either the old segment or
+// old index; rename the cleaned file over `<base>.log` (atomic) and fsync the directory;
+// write the new index. A crash leaves either the old segment or
 // the new one (a leftover .cleaned is removed at open; a missing index is rebuilt).
 import type { DecodedRecord } from '../../../core-wasm/src/index.js';
 import { ATTR_CONTROL, attributesAt, dataView, lastOffsetAt, maxTimestampAt } from './batch-fields.js';
@@ -34,6 +34,9 @@ export interface CompactionResult {
   tombstonesRemoved: number;
   batchesRemoved: number;
 }
+
+/** Inline decoding work between two yields to the event loop. */
+const YIELD_EVERY_BYTES = 256 * 1024;
 
 /** Map keys: the key bytes as a latin1 string (one char per byte, so distinct keys stay distinct). */
 function keyString(key: Uint8Array): string {
@@ -64,6 +67,14 @@ export async function compactKeys(
         ? storage.pool.decodeRecords(batch)
         : storage.core.decodeRecords(batch);
     const window = Math.max(64 * 1024, storage.options.scanChunkBytes);
+    // Small batches decode inline; give the event loop a turn every so often so appends flow.
+    let sinceYield = 0;
+    const maybeYield = async (bytes: number): Promise<void> => {
+      sinceYield += bytes;
+      if (sinceYield < YIELD_EVERY_BYTES) return;
+      sinceYield = 0;
+      await new Promise<void>((resolve) => storage.schedule(resolve));
+    };
 
     // Pass 1: the latest offset of every key.
     const latest = new Map<string, number>();
@@ -73,6 +84,7 @@ export async function compactKeys(
         for (const r of await decodeChecked(storage, seg, b.position, b.bytes, decode)) {
           if (r.key) latest.set(keyString(r.key), r.offset);
         }
+        await maybeYield(b.bytes.length);
       }
     }
 
@@ -94,6 +106,7 @@ export async function compactKeys(
           continue;
         }
         const records = await decodeChecked(storage, seg, b.position, b.bytes, decode);
+        await maybeYield(b.bytes.length);
         const kept = records.filter((r) => {
           if (!r.key) return true; // records without a key are not compacted
           if (latest.get(keyString(r.key)) !== r.offset) return false;
@@ -106,7 +119,10 @@ export async function compactKeys(
         stats.records += records.length - kept.length;
         if (kept.length === records.length) out.push(b.bytes.slice());
         else if (kept.length === 0) stats.batches++;
-        else out.push(rewriteBatch(storage.core, b.bytes, kept));
+        else
+          out.push(
+            await rewriteBatch(storage.core, storage.pool, storage.options.poolMinBytes, b.bytes, kept),
+          );
         if (kept.length !== records.length) changed = true;
       }
       if (!changed) continue;
@@ -185,9 +201,10 @@ async function swapSegment(
     swapped = await storage.enqueue(async () => {
       const slot = storage.segments.indexOf(seg);
       if (storage.generationEpoch !== epoch || slot < 0) return false;
+      // The old index goes first; if its removal is lost in a crash, the trust rule rejects
+      // it anyway (its footer names the old file's size and last batch).
       await removeIfExists(fs, joinPath(genDir, seg.indexName));
       seg.indexFile = 'none';
-      await fs.syncDir(genDir);
       await fs.rename(cleanedPath, joinPath(genDir, seg.logName));
       await fs.syncDir(genDir);
       fresh.file = file;

@@ -32,3 +32,17 @@ export class StorageError extends Error {
 export function invariant(condition: boolean, message: string): asserts condition {
   if (!condition) throw new Error(`storage invariant violated: ${message}`);
 }
+
+/**
+ * A stored batch failed validation on a read. Readers retry once (a read can be faulty
+ * where the disk is not) and report damage only if the second read fails too.
+ */
+export class CorruptRead extends StorageError {
+  constructor(
+    readonly file: string,
+    readonly position: number,
+    readonly detail: string,
+  ) {
+    super('CORRUPT', `${file} at ${position}: ${detail}`);
+  }
+}

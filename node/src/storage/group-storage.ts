@@ -23,11 +23,11 @@ import type { Entry, HardState, LogReader, SnapshotMeta } from '../../../raft/sr
 import { baseOffsetAt, crcAt, dataView, lastOffsetAt, maxTimestampAt } from './batch-fields.js';
 import { type CompactionPolicy, type CompactionResult, compactKeys } from './compaction.js';
 import { fromStoredBatch, toStoredBatch } from './entry-codec.js';
-import { StorageError } from './errors.js';
+import { CorruptRead, invariant, StorageError } from './errors.js';
 import { dirName, type FileSystem, joinPath, readFile, readFully, removeIfExists } from './fs.js';
 import { checkHardState, loadHardState, saveHardState } from './hard-state.js';
 import { type Manifest, type SnapshotRecord, saveManifest } from './manifest.js';
-import { resolveOptions, type StorageOptions } from './options.js';
+import { READ_ATTEMPTS, resolveOptions, type StorageOptions } from './options.js';
 import { type Damage, emptyReport, type RecoveredLog, type RecoveryReport, recoverLog } from './recovery.js';
 import { batchesAsync, batchesSync, Segment } from './segment.js';
 import { encodeIndexFile, NO_INDEX } from './segment-index.js';
@@ -105,13 +105,17 @@ interface Waiter {
 
 type Listener<T> = (value: T) => void;
 
+/** Reads go through windows of this size range (larger budgets take several windows). */
+const READ_WINDOW_MIN_BYTES = 64 * 1024;
+const READ_WINDOW_MAX_BYTES = 1024 * 1024;
+
 export class GroupStorage implements LogReader {
   /** @internal */ readonly fs: FileSystem;
   /** @internal */ readonly core: Core;
   /** @internal */ readonly pool: CorePool | undefined;
   /** @internal */ readonly dir: string;
   /** @internal */ readonly options: StorageOptions;
-  private readonly schedule: (run: () => void) => void;
+  /** @internal */ readonly schedule: (run: () => void) => void;
 
   /** @internal */ manifest!: Manifest;
   /** @internal */ genDir!: string;
@@ -257,7 +261,11 @@ export class GroupStorage implements LogReader {
     let i = lo;
     if (i < cacheFirst) {
       const stop = Math.min(hi, cacheFirst);
-      i = this.readEntriesSync(i, stop, limit, out, bytes);
+      i = this.retryingRead(() => {
+        out.length = 0;
+        bytes.n = 0;
+        return this.readEntriesSync(lo, stop, limit, out, bytes);
+      });
       if (i < stop) return out;
     }
     for (; i < hi; i++) {
@@ -282,6 +290,16 @@ export class GroupStorage implements LogReader {
     return this.next - 1;
   }
 
+  /**
+   * Bytes appended but not yet handed to the file system. Storage never refuses an append;
+   * the driver bounds this (Raft's flow control, or waiting on durability) as its backpressure.
+   */
+  pendingBytes(): number {
+    let n = 0;
+    for (const seg of this.segments) n += seg.size - seg.flushedBytes;
+    return n;
+  }
+
   /** The first offset still held (data below it was deleted by retention). */
   logStartOffset(): number {
     return this.logStart;
@@ -292,7 +310,7 @@ export class GroupStorage implements LogReader {
     this.checkUsable();
     if (!Number.isInteger(index) || index < this.first || index > this.last)
       throw new StorageError('INDEX_OUT_OF_RANGE', `index ${index} outside [${this.first}, ${this.last}]`);
-    const loc = this.locate(index);
+    const loc = this.retryingRead(() => this.locate(index));
     return { baseOffset: loc.baseOffset, lastOffset: loc.lastOffset };
   }
 
@@ -382,8 +400,9 @@ export class GroupStorage implements LogReader {
         `truncateSuffix(${index}) outside [${this.first}, ${this.last + 1}]`,
       );
     if (index === this.last + 1) return;
-    const cut = this.locate(index);
-    const before = index - 1 >= cut.segment.firstIndex ? this.locate(index - 1) : null;
+    const cut = this.retryingRead(() => this.locate(index));
+    const before =
+      index - 1 >= cut.segment.firstIndex ? this.retryingRead(() => this.locate(index - 1)) : null;
     // Segments after the one holding the cut leave the view.
     const at = this.segments.indexOf(cut.segment);
     for (const seg of this.segments.splice(at + 1)) this.doomed.push(seg);
@@ -512,17 +531,43 @@ export class GroupStorage implements LogReader {
     for (const l of this.damageListeners) l(d);
   }
 
-  private corruptRead(seg: Segment, position: number, detail: string): StorageError {
-    const d: Damage = {
+  private corruptRead(seg: Segment, position: number, detail: string): CorruptRead {
+    return new CorruptRead(joinPath(`g${this.manifest.generation}`, seg.logName), position, detail);
+  }
+
+  private readDamage(e: CorruptRead): StorageError {
+    this.reportDamage({
       reason: 'read',
       lastIndexBefore: this.last,
       lastOffsetBefore: this.next - 1,
-      file: joinPath(`g${this.manifest.generation}`, seg.logName),
-      position,
-      detail,
-    };
-    this.reportDamage(d);
-    return new StorageError('CORRUPT', `${d.file} at ${position}: ${detail}`);
+      file: e.file,
+      position: e.position,
+      detail: e.detail,
+    });
+    return e;
+  }
+
+  /** Runs a read; a failed validation is retried (READ_ATTEMPTS in all), then reported as damage. */
+  private retryingRead<T>(read: () => T): T {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return read();
+      } catch (e) {
+        if (!(e instanceof CorruptRead)) throw e;
+        if (attempt >= READ_ATTEMPTS) throw this.readDamage(e);
+      }
+    }
+  }
+
+  private async retryingReadAsync<T>(read: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await read();
+      } catch (e) {
+        if (!(e instanceof CorruptRead)) throw e;
+        if (attempt >= READ_ATTEMPTS) throw this.readDamage(e);
+      }
+    }
   }
 
   private checkUsable(): void {
@@ -630,21 +675,28 @@ export class GroupStorage implements LogReader {
       for (const w of writes) {
         if (!w.seg.file) {
           w.seg.file = await this.fs.open(joinPath(this.genDir, w.seg.logName), {
+            dsync: true,
             create: true,
             truncate: true,
           });
           dirDirty = true;
         }
+        // Segment files are opened O_DSYNC: the write returns once it is durable (one
+        // trip to the disk and to Node's thread pool instead of write + fdatasync).
         await w.seg.file.write(w.chunks, w.at);
-        await w.seg.file.sync();
       }
       if (dirDirty) await this.fs.syncDir(this.genDir);
     };
     await Promise.all([logWork(), hsVersion >= 0 ? saveHardState(this.fs, this.core, this.dir, hs) : null]);
 
     // Completion: advance what is readable from files and what is durable.
-    for (const w of writes)
+    for (const w of writes) {
       w.seg.diskBytes = Math.max(w.seg.diskBytes, Math.min(w.at + w.bytes, w.seg.flushedBytes));
+      invariant(
+        w.seg.diskBytes <= w.seg.flushedBytes && w.seg.flushedBytes <= w.seg.size,
+        `${w.seg.logName}: disk ≤ flushed ≤ size`,
+      );
+    }
     if (coveredIndex >= 0)
       this.durableIndex = Math.max(this.durableIndex, Math.min(coveredIndex, this.truncClamp, this.last));
     if (hsVersion >= 0) this.hsDurableVersion = Math.max(this.hsDurableVersion, hsVersion);
@@ -701,13 +753,15 @@ export class GroupStorage implements LogReader {
       seg.runs,
     );
     const file = await this.fs.open(joinPath(this.genDir, seg.indexName), { create: true, truncate: true });
+    const cuts = seg.truncations;
     try {
       await file.write(bytes, 0);
       await file.sync();
     } finally {
       await file.close();
     }
-    seg.indexFile = 'current';
+    // A truncation into the segment while the file was being written makes it stale at once.
+    seg.indexFile = seg.sealed && seg.truncations === cuts ? 'current' : 'stale';
   }
 
   /** @internal Removes a segment's files; its handle closes when the last reader lets go. */
@@ -758,8 +812,10 @@ export class GroupStorage implements LogReader {
 
   // ---- reading from segment files ----------------------------------------------------
 
+  /** Bytes per read window: enough for the budget, but a small request never reads megabytes. */
   private readWindowBytes(limit: number): number {
-    return Math.min(this.options.maxReadBytes, Math.max(64 * 1024, limit + this.options.indexIntervalBytes));
+    const wanted = Math.min(limit, READ_WINDOW_MAX_BYTES) + this.options.indexIntervalBytes;
+    return Math.min(this.options.maxReadBytes, Math.max(READ_WINDOW_MIN_BYTES, wanted));
   }
 
   /** @internal The last segment whose first Raft index is ≤ index. Segments' firstIndex ascend (NO_INDEX first). */
@@ -777,7 +833,7 @@ export class GroupStorage implements LogReader {
       } else if (f === NO_INDEX) lo = mid + 1;
       else hi = mid - 1;
     }
-    if (found < 0) throw new Error(`storage invariant violated: no segment holds index ${index}`);
+    invariant(found >= 0, `no segment holds index ${index}`);
     return segs[found]!;
   }
 
@@ -849,7 +905,12 @@ export class GroupStorage implements LogReader {
         const scan = this.core.scanBatches(b.bytes);
         if (scan.validBytes !== b.bytes.length)
           throw this.corruptRead(seg, b.position, `entry ${i}: ${scan.error?.message ?? 'invalid batch'}`);
-        const entry = fromStoredBatch(this.core, i, b.bytes);
+        let entry: Entry;
+        try {
+          entry = fromStoredBatch(this.core, i, b.bytes);
+        } catch (e) {
+          throw this.corruptRead(seg, b.position, `entry ${i}: ${(e as Error).message}`);
+        }
         // Pair assertion: the term in the batch (outside its CRC) matches the term runs.
         if (entry.term !== this.termRuns.termAt(i))
           throw this.corruptRead(
@@ -900,7 +961,7 @@ export class GroupStorage implements LogReader {
 
     for (let slot = this.segmentSlotForOffset(offset); slot >= 0 && slot < this.segments.length; slot++) {
       const seg = this.segments[slot]!;
-      const result = await this.readFromSegment(seg, offset, end, limit);
+      const result = await this.retryingReadAsync(() => this.readFromSegment(seg, offset, end, limit));
       if (result) return result;
       // Nothing at or after `offset` in this segment (compaction left a gap at its end): try the next.
     }

@@ -10,6 +10,7 @@
 import type { Core } from '../../../core-wasm/src/index.js';
 import type { ConfState } from '../../../raft/src/types.js';
 import { magic, openEnvelope, sealEnvelope } from './envelope.js';
+import { invariant } from './errors.js';
 import { type FileSystem, joinPath, readFile, removeIfExists, writeFileAtomic } from './fs.js';
 
 export const MANIFEST_FILE = 'manifest';
@@ -111,8 +112,7 @@ export async function saveManifest(
   dir: string,
   manifest: Manifest,
 ): Promise<void> {
-  if (!isManifest(manifest))
-    throw new Error(`storage invariant violated: bad manifest ${JSON.stringify(manifest)}`);
+  invariant(isManifest(manifest), `a well-formed manifest: ${JSON.stringify(manifest)}`);
   const payload = new TextEncoder().encode(JSON.stringify(manifest));
   await writeFileAtomic(fs, joinPath(dir, MANIFEST_FILE), sealEnvelope(core, MANIFEST_MAGIC, payload));
 }

@@ -245,7 +245,7 @@ export class MemFileSystem implements FileSystem {
       this.dirChange(dir, { kind: 'set', name, node, prev: undefined });
     }
     if (options.truncate && node.size > 0) this.dataChange(node, { kind: 'truncate', size: 0 });
-    return new MemFile(this, path, node, epoch);
+    return new MemFile(this, path, node, epoch, options.dsync === true);
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -499,6 +499,8 @@ class MemFile implements FileHandle {
     readonly path: string,
     private readonly inode: Inode,
     private readonly epoch: number,
+    /** O_DSYNC: a write is two steps, the write and then its sync (a crash between them can tear it). */
+    private readonly dsync: boolean,
   ) {}
 
   private live(): void {
@@ -540,6 +542,7 @@ class MemFile implements FileHandle {
     const bytes = concat(data);
     await this.begin('write', true, bytes.length);
     this.fs.dataChange(this.inode, { kind: 'write', position, bytes });
+    if (this.dsync) await this.sync();
   }
 
   async append(data: Uint8Array | readonly Uint8Array[]): Promise<number> {
@@ -547,6 +550,7 @@ class MemFile implements FileHandle {
     await this.begin('write', true, bytes.length);
     const position = this.inode.size;
     this.fs.dataChange(this.inode, { kind: 'write', position, bytes });
+    if (this.dsync) await this.sync();
     return position;
   }
 

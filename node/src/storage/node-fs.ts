@@ -153,6 +153,7 @@ export class NodeFileSystem implements FileSystem {
       if (options.create) flags |= constants.O_CREAT;
       if (options.create && options.exclusive) flags |= constants.O_EXCL;
       if (options.truncate) flags |= constants.O_TRUNC;
+      if (options.dsync) flags |= constants.O_DSYNC;
       return new NodeFile(path, await open(path, flags, 0o644));
     });
   }

@@ -170,7 +170,7 @@ async function openManifest(ctx: RecoveryContext): Promise<Manifest> {
   return manifest;
 }
 
-/** Takes a sealed segment's index file if it passes the trust rule; null otherwise. */
+/** Takes a sealed segment's index file if it passes the trust rule (segment-index.ts); false otherwise. */
 async function trustIndex(
   ctx: RecoveryContext,
   genDir: string,
@@ -277,7 +277,8 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
     const nextBase = isLast ? Number.POSITIVE_INFINITY : logs[i + 1]!;
     const prev = segments[segments.length - 1];
     const seg = new Segment(base, NO_INDEX);
-    const file = await fs.open(joinPath(genDir, seg.logName));
+    // O_DSYNC: appends to the last segment are durable when the write returns (group-storage.ts).
+    const file = await fs.open(joinPath(genDir, seg.logName), { dsync: true });
     seg.file = file;
     const logBytes = await file.size();
     const whollyBelowStart = nextBase <= startOffset;

@@ -7,7 +7,7 @@
 // The file is read in chunks with the next chunk's read in flight while the current one
 // is validated, so disk and CPU overlap. A batch that straddles two chunks is completed
 // from the next chunk (one batch is copied, never a chunk).
-import type { Core, CoreErrorCode, CorePool } from '../../../core-wasm/src/index.js';
+import type { Core, CoreErrorCode, CorePool, ScanResult } from '../../../core-wasm/src/index.js';
 import {
   BATCH_HEADER_BYTES,
   baseOffsetAt,
@@ -20,6 +20,7 @@ import {
   maxTimestampAt,
 } from './batch-fields.js';
 import { type FileHandle, readFully } from './fs.js';
+import { READ_ATTEMPTS } from './options.js';
 import { SparseIndex, TermRunList } from './segment-index.js';
 
 export interface ScanParams {
@@ -58,6 +59,9 @@ export interface SegmentScan {
   /** Why the scan stopped before the end of the file; null if every byte was valid. */
   stop: { position: number; code: ScanStopCode; message: string } | null;
 }
+
+/** Chunks validated at once on the pool (each holds a chunk's buffer). */
+const POOL_DEPTH = 3;
 
 /** Largest batch the core accepts: a header claiming more is garbage, not a batch. */
 const MAX_BATCH_BYTES = 16 * 1024 * 1024;
@@ -124,70 +128,96 @@ export async function scanSegment(p: ScanParams): Promise<SegmentScan> {
     return q;
   };
 
-  const validate = async (buf: Uint8Array) => {
+  const validate = async (buf: Uint8Array): Promise<ScanResult> => {
     if (p.pool && buf.length >= p.poolMinBytes) return p.pool.scanBatches(buf);
     return p.core.scanBatches(buf);
   };
 
-  const end = p.fileBytes;
-  // One chunk read ahead: [prefetchAt, prefetchAt + length).
-  let prefetch: Promise<Uint8Array> | null = null;
-  let prefetchAt = -1;
-  const readAhead = (at: number): void => {
-    prefetch = at < end ? readFully(p.file, at, Math.min(p.chunkBytes, end - at)) : null;
-    prefetchAt = at;
-  };
-  /** Bytes from `at` on (at most a chunk), from the read-ahead when it covers `at`. */
-  const chunkAt = async (at: number): Promise<Uint8Array> => {
-    let buf: Uint8Array | null = null;
-    if (prefetch && at >= prefetchAt) {
-      const ahead = await prefetch;
-      if (at < prefetchAt + ahead.length) buf = ahead.subarray(at - prefetchAt);
+  /** Bytes of whole batches at the start of `buf`, by their length fields alone (validation follows). */
+  const wholeBatches = (buf: Uint8Array): number => {
+    const dv = dataView(buf);
+    let q = 0;
+    while (q + 12 <= buf.length) {
+      const size = batchSizeAt(dv, q);
+      if (size < BATCH_HEADER_BYTES || size > MAX_BATCH_BYTES || q + size > buf.length) break;
+      q += size;
     }
-    buf ??= await readFully(p.file, at, Math.min(p.chunkBytes, end - at));
-    readAhead(at + buf.length);
-    return buf;
+    return q;
   };
 
-  let pos = 0; // file position of the first byte not yet validated
-  let retriedAt = -1;
-  while (pos < end) {
-    const buf = await chunkAt(pos);
-    if (buf.length === 0) break; // the file shrank under us: treat the rest as absent
-    let scan = await validate(buf);
-    pos += walk(buf.subarray(0, scan.validBytes), pos);
-    out.validBytes = pos;
-    if (out.stop) return out;
-    if (scan.error === null) continue;
-    // Stopped inside `buf`: a batch straddling the chunk's end, or a bad batch.
-    const rest = buf.subarray(scan.validBytes);
-    const size = rest.length >= 12 ? batchSizeAt(dataView(rest), 0) : -1;
-    if (
-      scan.error.code === 'TRUNCATED' &&
-      size >= BATCH_HEADER_BYTES &&
-      size <= MAX_BATCH_BYTES &&
-      pos + size <= end
-    ) {
-      const whole = await readFully(p.file, pos, size);
-      scan = await validate(whole);
-      if (scan.error === null) {
-        pos += walk(whole, pos);
-        out.validBytes = pos;
-        if (out.stop) return out;
-        continue;
+  // The pipeline: the next chunk is read (on libuv's threads) while this one is validated
+  // (inline, or on the pool with up to POOL_DEPTH chunks in flight). Chunks are cut at
+  // batch boundaries found from the length fields, so each validates on its own.
+  const end = p.fileBytes;
+  const depth = p.pool ? POOL_DEPTH : 1;
+  let retryAt = -1;
+  let attempts = 0;
+  let from = 0;
+  for (;;) {
+    const jobs: { at: number; buf: Uint8Array; result: Promise<ScanResult> }[] = [];
+    let readAt = from;
+    let next: Promise<Uint8Array> | null =
+      readAt < end ? readFully(p.file, readAt, Math.min(p.chunkBytes, end - readAt)) : null;
+    let failedAt = -1;
+    /** Takes the oldest job's result; false once the scan stopped. */
+    const settle = async (): Promise<boolean> => {
+      const job = jobs.shift()!;
+      const scan = await job.result;
+      const walked = walk(job.buf.subarray(0, scan.validBytes), job.at);
+      out.validBytes = job.at + walked;
+      if (out.stop) return false;
+      if (scan.error) {
+        failedAt = job.at + scan.validBytes;
+        out.stop = { position: failedAt, code: scan.error.code, message: scan.error.message };
+        return false;
       }
+      return true;
+    };
+    let running = true;
+    while (next && running) {
+      const at = readAt;
+      let chunk = await next;
+      let cut = wholeBatches(chunk);
+      if (cut === 0 && chunk.length >= 12) {
+        // A batch larger than a chunk: read it whole if the file holds it.
+        const size = batchSizeAt(dataView(chunk), 0);
+        if (
+          size >= BATCH_HEADER_BYTES &&
+          size <= MAX_BATCH_BYTES &&
+          at + size <= end &&
+          size > chunk.length
+        ) {
+          chunk = await readFully(p.file, at, size);
+          cut = chunk.length === size ? size : 0;
+        }
+      }
+      if (cut === 0) {
+        // Not a whole batch: validate what is there to learn why (torn, or damaged).
+        jobs.push({ at, buf: chunk, result: validate(chunk.length > 0 ? chunk : new Uint8Array(1)) });
+        next = null;
+      } else {
+        readAt = at + cut;
+        next = readAt < end ? readFully(p.file, readAt, Math.min(p.chunkBytes, end - readAt)) : null;
+        jobs.push({ at, buf: chunk.subarray(0, cut), result: validate(chunk.subarray(0, cut)) });
+      }
+      while (running && jobs.length > 0 && (jobs.length >= depth || next === null)) running = await settle();
     }
-    if (retriedAt !== pos) {
-      // A read can be faulty where the disk is not: read once more before judging the batch.
-      retriedAt = pos;
-      prefetch = null;
-      continue;
-    }
-    out.stop = { position: pos, code: scan.error!.code, message: scan.error!.message };
-    return out;
+    // Let jobs still in flight finish before returning or retrying (their buffers are ours).
+    await Promise.allSettled(jobs.map((j) => j.result));
+    if (out.stop === null || out.stop.code === 'INCONSISTENT' || failedAt < 0) break;
+    // A read can be faulty where the disk is not: read again from the failure before judging it.
+    attempts = retryAt === failedAt ? attempts + 1 : 1;
+    retryAt = failedAt;
+    if (attempts >= READ_ATTEMPTS) break;
+    out.stop = null;
+    from = failedAt;
   }
-  if (pos < end && !out.stop)
-    out.stop = { position: pos, code: 'TRUNCATED', message: `file ends inside a batch at ${pos}` };
+  if (out.validBytes < end && !out.stop)
+    out.stop = {
+      position: out.validBytes,
+      code: 'TRUNCATED',
+      message: `file ends inside a batch at ${out.validBytes}`,
+    };
   return out;
 }
 

@@ -11,7 +11,7 @@
 // A truncation below flushedBytes sets `truncateTo`, and the flusher truncates the file
 // (durably) before it writes anything after it.
 import { BATCH_HEADER_BYTES, batchSizeAt, dataView } from './batch-fields.js';
-import { StorageError } from './errors.js';
+import { CorruptRead, invariant } from './errors.js';
 import { type FileHandle, readFully, readFullySync } from './fs.js';
 import { SparseIndex, segmentFileName, TermRunList } from './segment-index.js';
 
@@ -35,6 +35,8 @@ export class Segment {
   compacted = false;
   /** No more appends; its index file is written once its data is durable. */
   sealed = false;
+  /** Times the view was cut (an index file written meanwhile is stale). */
+  truncations = 0;
 
   // ---- owned by the flusher -----------------------------------------------------
   file: FileHandle | null = null;
@@ -98,13 +100,14 @@ export class Segment {
     lastPosition: number,
     lastCrc: number,
   ): void {
+    this.truncations++;
     if (position >= this.flushedBytes) {
       // Only pending chunks are cut: drop whole chunks (each is one batch) from the end.
       let keep = position - this.flushedBytes;
       const kept: Uint8Array[] = [];
       for (const chunk of this.pending) {
         if (keep <= 0) break;
-        if (chunk.length > keep) throw new Error('storage invariant violated: truncation inside a batch');
+        invariant(chunk.length <= keep, 'a truncation falls on a batch boundary');
         kept.push(chunk);
         keep -= chunk.length;
       }
@@ -137,15 +140,6 @@ export class Segment {
     if (this.sealed) this.sealed = false;
     if (this.indexFile === 'current') this.indexFile = 'stale';
   }
-
-  pendingBytes(): number {
-    return this.size - this.flushedBytes;
-  }
-
-  /** Total bytes the segment holds in the view. */
-  get bytes(): number {
-    return this.size;
-  }
 }
 
 /** A batch as read back: its bytes (a view into a read buffer) and its position in the segment. */
@@ -156,10 +150,7 @@ export interface ReadBatch {
 
 function checkBatchSize(seg: Segment, position: number, size: number, limit: number): void {
   if (size < BATCH_HEADER_BYTES || position + size > limit)
-    throw new StorageError(
-      'CORRUPT',
-      `segment ${seg.logName}: batch at ${position} claims ${size} bytes, past the written end ${limit}`,
-    );
+    throw new CorruptRead(seg.logName, position, `batch claims ${size} bytes, past the written end ${limit}`);
 }
 
 /**
@@ -173,11 +164,11 @@ export function* batchesSync(
   windowBytes: number,
 ): Generator<ReadBatch> {
   const file = seg.file;
-  if (!file) throw new Error(`storage invariant violated: segment ${seg.logName} has no file`);
+  invariant(file !== null, `segment ${seg.logName} has a file to read`);
   let pos = position;
   while (pos < limit) {
     const window = readFullySync(file, pos, Math.min(windowBytes, limit - pos));
-    if (window.length < 12) throw new StorageError('CORRUPT', `segment ${seg.logName}: short read at ${pos}`);
+    if (window.length < 12) throw new CorruptRead(seg.logName, pos, 'short read');
     const dv = dataView(window);
     let q = 0;
     while (q + 12 <= window.length) {
@@ -186,8 +177,7 @@ export function* batchesSync(
       if (q + size > window.length) {
         if (q > 0) break; // continue with a window starting at this batch
         const whole = readFullySync(file, pos, size);
-        if (whole.length !== size)
-          throw new StorageError('CORRUPT', `segment ${seg.logName}: short read at ${pos}`);
+        if (whole.length !== size) throw new CorruptRead(seg.logName, pos, 'short read');
         yield { bytes: whole, position: pos };
         q = size;
         break;
@@ -210,7 +200,7 @@ export async function* batchesAsync(
   let pos = position;
   while (pos < limit) {
     const window = await readFully(file, pos, Math.min(windowBytes, limit - pos));
-    if (window.length < 12) throw new StorageError('CORRUPT', `segment ${seg.logName}: short read at ${pos}`);
+    if (window.length < 12) throw new CorruptRead(seg.logName, pos, 'short read');
     const dv = dataView(window);
     let q = 0;
     while (q + 12 <= window.length) {
@@ -219,8 +209,7 @@ export async function* batchesAsync(
       if (q + size > window.length) {
         if (q > 0) break;
         const whole = await readFully(file, pos, size);
-        if (whole.length !== size)
-          throw new StorageError('CORRUPT', `segment ${seg.logName}: short read at ${pos}`);
+        if (whole.length !== size) throw new CorruptRead(seg.logName, pos, 'short read');
         yield { bytes: whole, position: pos };
         q = size;
         break;

@@ -17,7 +17,7 @@
 // generation directory is built and fsynced, then the manifest is switched to it.
 import type { SnapshotMeta } from '../../../raft/src/types.js';
 import { magic, openEnvelope, sealEnvelope } from './envelope.js';
-import { StorageError } from './errors.js';
+import { invariant, StorageError } from './errors.js';
 import { type FileHandle, joinPath, readFile, readFully, removeTree, writeFileAtomic } from './fs.js';
 import type { GroupStorage } from './group-storage.js';
 import { generationDir, isManifest, type Manifest, saveManifest } from './manifest.js';
@@ -118,8 +118,7 @@ export async function openSnapshotReader(storage: GroupStorage): Promise<Snapsho
     if (seg.baseOffset >= startOffset) break;
     const bytes = seg === cutSegment ? cutPosition : seg.size;
     if (bytes === 0) continue;
-    if (bytes > seg.diskBytes || !seg.file)
-      throw new Error('storage invariant violated: snapshot data not on disk');
+    invariant(bytes <= seg.diskBytes && seg.file !== null, 'snapshot data is on disk');
     storage.pin(seg);
     pinned.push(seg);
     segments.push({ seg, file: seg.file, bytes });

@@ -107,7 +107,7 @@ for (const env of envs) {
       assert.equal(storage.durable().term, 3);
       const got = storage.entries(1, 40, Number.POSITIVE_INFINITY);
       assert.equal(got.length, 39);
-      got.forEach((g, k) => assert.ok(sameEntry(g, copies[k]!), `entry ${k + 1}`));
+      got.forEach((g, k) => void assert.ok(sameEntry(g, copies[k]!), `entry ${k + 1}`));
       assert.equal(got[0]!.type, 'noop');
       assert.equal(got[16]!.type, 'config');
       assert.ok(eqBytes(got[16]!.data, copies[16]!.data));
@@ -129,7 +129,7 @@ for (const env of envs) {
       await first.storage.sync();
       // With a 1-byte cache, entries come from the segment files already.
       const fromDisk = first.storage.entries(1, 120, Number.POSITIVE_INFINITY);
-      fromDisk.forEach((g, k) => assert.ok(sameEntry(g, copies[k]!)));
+      fromDisk.forEach((g, k) => void assert.ok(sameEntry(g, copies[k]!)));
       assert.ok(first.storage.describeSegments().length > 5, 'segments rolled');
       await first.storage.close();
       const { storage, report } = await openAt(fs, dir, opts);
@@ -147,7 +147,7 @@ for (const env of envs) {
       ] as const) {
         const got = storage.entries(lo, hi, Number.POSITIVE_INFINITY);
         assert.equal(got.length, hi - lo);
-        got.forEach((g, k) => assert.ok(sameEntry(g, copies[lo - 1 + k]!), `entry ${lo + k}`));
+        got.forEach((g, k) => void assert.ok(sameEntry(g, copies[lo - 1 + k]!), `entry ${lo + k}`));
       }
       for (const p of placed)
         assert.deepEqual(storage.entryOffsets(p.index), {
@@ -229,8 +229,8 @@ for (const env of envs) {
       assert.equal(again.report.possibleLoss, null);
       assert.equal(again.storage.lastIndex(), 31);
       const got = again.storage.entries(1, 30, Number.POSITIVE_INFINITY);
-      got.forEach((g, k) =>
-        assert.ok(sameEntry(g, k < 14 ? copies[k]! : replCopies[k - 14]!), `entry ${k + 1}`),
+      got.forEach(
+        (g, k) => void assert.ok(sameEntry(g, k < 14 ? copies[k]! : replCopies[k - 14]!), `entry ${k + 1}`),
       );
       assert.equal(again.storage.term(15), 2);
       await again.storage.close();
@@ -380,9 +380,16 @@ g('appends of one turn become one write and one fsync per file', async () => {
   ops.length = 0;
   const durable: number[] = [];
   storage.onDurable((d) => durable.push(d.index));
-  for (let i = 1; i <= 50; i++) storage.append([normalEntry(i, 1)]);
+  let bytes = 0;
+  for (let i = 1; i <= 50; i++) {
+    const e = normalEntry(i, 1);
+    bytes += e.data.length;
+    storage.append([e]);
+  }
+  assert.equal(storage.pendingBytes(), bytes, 'backpressure signal: bytes not yet handed to the disk');
   storage.setHardState({ term: 1, vote: 1, commit: 0 });
   await storage.sync();
+  assert.equal(storage.pendingBytes(), 0);
   const logOps = ops.filter((o) => o.path.endsWith('.log'));
   assert.deepEqual(
     logOps.map((o) => o.kind),
@@ -421,7 +428,7 @@ g('noop and config entries are control batches that read back as the same entrie
   storage.append(es);
   await storage.sync();
   const got = storage.entries(1, 4, Number.POSITIVE_INFINITY);
-  got.forEach((e, k) => assert.ok(sameEntry(e, copies[k]!)));
+  got.forEach((e, k) => void assert.ok(sameEntry(e, copies[k]!)));
   // As stored: control batches (attributes bit 5) with key (0, 100 or 101).
   const r = await storage.read(0);
   const bs = batchesIn(r.bytes);

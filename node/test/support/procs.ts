@@ -42,15 +42,21 @@ process.on('exit', () => {
   }
 });
 
+/**
+ * A port that is free now, from 10000-19999: below the kernel's ephemeral range (so no
+ * outgoing connection takes it between our check and the node's bind) and away from the
+ * range the CLI test uses.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * 10_000);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-  });
+    if (ok) return port;
+  }
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -282,9 +288,15 @@ export class ProcessCluster {
     return this.call(address, (c, d) => callUnary(c, StreamService, 'read', req, { deadline: d }));
   }
 
+  /** CreateStream waits (up to the node's request timeout) for its partitions' leaders: a long call. */
   createStream(name: string, partitions: number, replicationFactor = 0) {
     const req = create(CreateStreamRequestSchema, { name, config: { partitions, replicationFactor } });
-    return this.routed((c, d) => callUnary(c, AdminService, 'createStream', req, { deadline: d }));
+    return this.routed(
+      (c, d) => callUnary(c, AdminService, 'createStream', req, { deadline: d }),
+      30_000,
+      undefined,
+      15_000,
+    );
   }
 
   nodeStatus(id: number): Promise<NodeStatusResponse> {

@@ -1,0 +1,347 @@
+// Damage at rest: bit flips in the middle of the log, in its last batch, in a sealed
+// segment, in header fields outside the CRC, in an index file, in the hard-state file and
+// in the manifest; a lost tail of a sealed segment; faulty reads. Each is detected and
+// reported (possibleLoss / damage()), never silently dropped; derived data (indexes) is
+// rebuilt without alarm; transient read faults are retried and not reported. Runs over
+// the in-memory file system and the real one (a temp directory).
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { suite } from 'uvu';
+import type { Entry } from '../../../raft/src/types.js';
+import {
+  createPrng,
+  type Damage,
+  type FileSystem,
+  GroupStorage,
+  MemFileSystem,
+  NodeFileSystem,
+  type StorageError,
+  type StorageOptions,
+} from '../../src/storage/index.js';
+import { cloneEntry, core, entries, eqBytes, normalEntry, tempDir, unstamped } from './helpers.js';
+
+interface World {
+  fs: FileSystem;
+  dir: string;
+  /** XORs a stored byte. */
+  flip(path: string, position: number, mask?: number): void;
+  bytes(path: string): Uint8Array;
+  truncate(path: string, size: number): void;
+  list(sub: string): string[];
+  cleanup(): void;
+}
+
+const worlds: { name: string; make: () => World }[] = [
+  {
+    name: 'memfs',
+    make: () => {
+      const fs = new MemFileSystem({ prng: createPrng(11) });
+      return {
+        fs,
+        dir: 'group',
+        flip: (p, at, mask = 0x10) => fs.corruptByte(`group/${p}`, at, mask),
+        bytes: (p) => fs.fileBytes(`group/${p}`),
+        truncate: (p, size) => fs.truncateAtRest(`group/${p}`, size),
+        list: (sub) => fs.walk(`group/${sub}`).map((p) => p.slice(`group/${sub}/`.length)),
+        cleanup: () => {},
+      };
+    },
+  },
+  {
+    name: 'node fs',
+    make: () => {
+      const t = tempDir();
+      const dir = `${t.dir}/group`;
+      return {
+        fs: new NodeFileSystem(),
+        dir,
+        flip: (p, at, mask = 0x10) => {
+          const b = readFileSync(`${dir}/${p}`);
+          b[at]! ^= mask;
+          writeFileSync(`${dir}/${p}`, b);
+        },
+        bytes: (p) => new Uint8Array(readFileSync(`${dir}/${p}`)),
+        truncate: (p, size) => writeFileSync(`${dir}/${p}`, readFileSync(`${dir}/${p}`).subarray(0, size)),
+        list: (sub) => readdirSync(`${dir}/${sub}`).sort(),
+        cleanup: t.cleanup,
+      };
+    },
+  },
+];
+
+const OPTS: Partial<StorageOptions> = { segmentBytes: 3000, indexIntervalBytes: 300, cacheBytes: 1 };
+
+/** Batch positions in a segment file: [position, size][] */
+function batchPositions(file: Uint8Array): [number, number][] {
+  const out: [number, number][] = [];
+  const dv = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  for (let p = 0; p + 12 <= file.length; ) {
+    const size = 12 + dv.getInt32(p + 8);
+    out.push([p, size]);
+    p += size;
+  }
+  return out;
+}
+
+function same(a: Entry, b: Entry): boolean {
+  return a.index === b.index && a.term === b.term && a.type === b.type && eqBytes(unstamped(a), unstamped(b));
+}
+
+async function build(w: World, n = 100, options = OPTS): Promise<Entry[]> {
+  const { storage } = await GroupStorage.open({ fs: w.fs, dir: w.dir, core: core(), options });
+  const es = entries(1, n + 1, (i) => 1 + Math.floor(i / 40), { valueBytes: 40 });
+  const copies = es.map(cloneEntry);
+  storage.append(es);
+  storage.setHardState({ term: 3, vote: 2, commit: n });
+  await storage.sync();
+  await storage.close();
+  return copies;
+}
+
+const reopen = (w: World, options: Partial<StorageOptions> = OPTS) =>
+  GroupStorage.open({ fs: w.fs, dir: w.dir, core: core(), options });
+
+function logs(w: World): string[] {
+  return w.list('g0').filter((f) => f.endsWith('.log'));
+}
+
+for (const world of worlds) {
+  const t = suite(`corruption over ${world.name}`);
+
+  t('a bit flip in a batch in the middle of the last segment: valid prefix kept, loss reported', async () => {
+    const w = world.make();
+    try {
+      const copies = await build(w);
+      const last = logs(w).at(-1)!;
+      const batches = batchPositions(w.bytes(`g0/${last}`));
+      assert.ok(batches.length >= 4);
+      const [pos, size] = batches[1]!;
+      w.flip(`g0/${last}`, pos + size - 3); // inside the records: the CRC catches it
+      const { storage, report } = await reopen(w);
+      const loss = report.possibleLoss;
+      assert.ok(loss, 'damage must be reported');
+      assert.equal(loss.reason, 'corrupt-batch');
+      assert.equal(loss.position, pos);
+      assert.match(loss.detail, /a valid batch follows/);
+      // Everything before the bad batch is there; the log ends just before it.
+      assert.equal(storage.lastIndex(), loss.lastIndexBefore);
+      const kept = storage.entries(1, storage.lastIndex() + 1, Number.POSITIVE_INFINITY);
+      kept.forEach((e, k) => void assert.ok(same(e, copies[k]!)));
+      assert.equal(storage.damage().length, 1);
+      // The log still works (the node repairs it from the leader).
+      storage.append([normalEntry(storage.lastIndex() + 1, 5)]);
+      await storage.sync();
+      await storage.close();
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  t('a bit flip in the very last batch is reported, not taken for a torn write', async () => {
+    const w = world.make();
+    try {
+      await build(w);
+      const last = logs(w).at(-1)!;
+      const batches = batchPositions(w.bytes(`g0/${last}`));
+      const [pos, size] = batches.at(-1)!;
+      w.flip(`g0/${last}`, pos + size - 1);
+      const { storage, report } = await reopen(w);
+      assert.equal(report.possibleLoss?.reason, 'corrupt-batch');
+      assert.equal(report.tornTailBytes, 0);
+      assert.equal(storage.lastIndex(), 99);
+      await storage.close();
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  t('a torn tail (the file ends inside a batch) is cut quietly', async () => {
+    const w = world.make();
+    try {
+      await build(w);
+      const last = logs(w).at(-1)!;
+      const file = w.bytes(`g0/${last}`);
+      const [pos] = batchPositions(file).at(-1)!;
+      w.truncate(`g0/${last}`, pos + 20);
+      const { storage, report } = await reopen(w);
+      assert.equal(report.possibleLoss, null);
+      assert.equal(report.tornTailBytes, 20);
+      assert.equal(storage.lastIndex(), 99);
+      await storage.close();
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  t(
+    'a bit flip in a sealed segment: found by reads (trusted index), or at open with recovery "full"',
+    async () => {
+      const w = world.make();
+      try {
+        const copies = await build(w);
+        const seg = logs(w)[1]!;
+        const batches = batchPositions(w.bytes(`g0/${seg}`));
+        const [pos, size] = batches[2]!;
+        w.flip(`g0/${seg}`, pos + size - 2);
+        // 'tail' recovery trusts the sealed segment's index; the damage shows on reading it.
+        const a = await reopen(w);
+        assert.equal(a.report.possibleLoss, null);
+        const seen: Damage[] = [];
+        a.storage.onDamage((d) => seen.push(d));
+        assert.throws(
+          () => a.storage.entries(1, 101, Number.POSITIVE_INFINITY),
+          (e: StorageError) => e.code === 'CORRUPT',
+        );
+        assert.equal(seen.length, 1);
+        assert.equal(seen[0]!.reason, 'read');
+        assert.equal(seen[0]!.position, pos);
+        // Offset reads find it too.
+        let offset = 0;
+        let failed = false;
+        while (offset < a.storage.nextOffset() && !failed) {
+          try {
+            offset = (await a.storage.read(offset, { maxBytes: 200 })).nextOffset;
+          } catch (e) {
+            assert.equal((e as StorageError).code, 'CORRUPT');
+            failed = true;
+          }
+        }
+        assert.ok(failed, 'reading every offset must hit the damaged batch');
+        await a.storage.close();
+        // 'full' recovery finds it at open: a sealed segment cannot have a torn tail.
+        const b = await reopen(w, { ...OPTS, recovery: 'full' });
+        assert.equal(b.report.possibleLoss?.reason, 'corrupt-batch');
+        assert.equal(b.report.possibleLoss?.position, pos);
+        const kept = b.storage.entries(1, b.storage.lastIndex() + 1, Number.POSITIVE_INFINITY);
+        kept.forEach((e, k) => void assert.ok(same(e, copies[k]!)));
+        assert.ok(b.storage.lastIndex() < 100);
+        await b.storage.close();
+      } finally {
+        w.cleanup();
+      }
+    },
+  );
+
+  t('header fields outside the CRC: a flipped term or offset is caught by consistency checks', async () => {
+    for (const [field, at] of [
+      ['term', 15],
+      ['baseOffset', 7],
+    ] as const) {
+      const w = world.make();
+      try {
+        await build(w);
+        const last = logs(w).at(-1)!;
+        const batches = batchPositions(w.bytes(`g0/${last}`));
+        const [pos] = batches[1]!;
+        w.flip(`g0/${last}`, pos + at, 0x40);
+        const { storage, report } = await reopen(w);
+        assert.equal(
+          report.possibleLoss?.reason,
+          'inconsistent-batch',
+          `${field}: ${JSON.stringify(report.possibleLoss)}`,
+        );
+        await storage.close();
+      } finally {
+        w.cleanup();
+      }
+    }
+  });
+
+  t('a damaged index file is rebuilt from the segment, without alarm', async () => {
+    const w = world.make();
+    try {
+      const copies = await build(w);
+      const idx = w.list('g0').filter((f) => f.endsWith('.index'));
+      assert.ok(idx.length >= 2);
+      w.flip(`g0/${idx[0]!}`, 5);
+      w.truncate(`g0/${idx[1]!}`, 10);
+      const { storage, report } = await reopen(w);
+      assert.equal(report.possibleLoss, null);
+      assert.equal(report.segmentsScanned, 3, 'two rebuilt indexes + the last segment');
+      const got = storage.entries(1, 101, Number.POSITIVE_INFINITY);
+      got.forEach((e, k) => void assert.ok(same(e, copies[k]!)));
+      await storage.close();
+      // The rebuilt index files were written back and are trusted next time.
+      const again = await reopen(w);
+      assert.equal(again.report.segmentsScanned, 1);
+      await again.storage.close();
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  t('a lost tail of a sealed segment is damage (it was fsynced before the next segment began)', async () => {
+    const w = world.make();
+    try {
+      await build(w);
+      const seg = logs(w)[0]!;
+      const size = w.bytes(`g0/${seg}`).length;
+      w.truncate(`g0/${seg}`, size - 30);
+      const { storage, report } = await reopen(w);
+      assert.ok(report.possibleLoss, 'reported');
+      assert.ok(storage.lastIndex() < 100);
+      await storage.close();
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  t('a damaged hard-state file is reported, never read as "no vote"', async () => {
+    const w = world.make();
+    try {
+      await build(w);
+      w.flip('state', 20);
+      const { storage, report } = await reopen(w);
+      assert.equal(report.hardState, 'corrupt');
+      assert.equal(report.possibleLoss?.reason, 'hard-state');
+      assert.equal(storage.lastIndex(), 100, 'the log is unaffected');
+      await storage.close();
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  t('a damaged manifest is reported; the log restarts empty in a new generation', async () => {
+    const w = world.make();
+    try {
+      await build(w);
+      w.flip('manifest', 14);
+      const { storage, report } = await reopen(w);
+      assert.equal(report.possibleLoss?.reason, 'manifest');
+      assert.equal(storage.lastIndex(), 0);
+      assert.deepEqual(storage.hardState(), { term: 3, vote: 2, commit: 100 }, 'hard state kept');
+      await storage.close();
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  t.run();
+}
+
+const f = suite('faulty reads');
+
+f('transient bit flips and short reads are retried, not reported', async () => {
+  const fs = new MemFileSystem({ prng: createPrng(21) });
+  const w = { fs, dir: 'group' } as unknown as World;
+  const copies = await build(w, 150);
+  fs.setReadFaults({ bitFlipProbability: 0.02, shortReadProbability: 0.3, paths: (p) => p.endsWith('.log') });
+  for (let round = 0; round < 3; round++) {
+    const { storage, report } = await reopen(w, { ...OPTS, recovery: 'full' });
+    assert.equal(report.possibleLoss, null, JSON.stringify(report.possibleLoss));
+    for (let lo = 1; lo <= 150; lo += 7) {
+      const got = storage.entries(lo, Math.min(151, lo + 7), Number.POSITIVE_INFINITY);
+      got.forEach((e) => void assert.ok(same(e, copies[e.index - 1]!)));
+    }
+    let offset = 0;
+    while (offset < storage.nextOffset()) {
+      const r = await storage.read(offset, { maxBytes: 300 });
+      assert.equal(core().scanBatches(r.bytes).validBytes, r.bytes.length);
+      offset = r.nextOffset;
+    }
+    assert.equal(storage.damage().length, 0);
+    await storage.close();
+  }
+});
+
+f.run();
