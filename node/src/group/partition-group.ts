@@ -430,7 +430,12 @@ export class PartitionGroup implements GroupMachine {
     let records: DecodedRecord[] = [];
     if (decode && batches.length > 0) {
       records = decodeAll(this.o.core, batches).filter((r) => r.offset >= offset);
-      if (maxRecords > 0 && records.length > maxRecords) records = records.slice(0, maxRecords);
+      if (maxRecords > 0 && records.length > maxRecords) {
+        // The last batch was cut: the reader continues right after the last record it got,
+        // not after the batch (it would skip the records left out).
+        records = records.slice(0, maxRecords);
+        next = records[records.length - 1]!.offset + 1;
+      }
     }
     return { batches, records, nextOffset: next, highWatermark: hw, logStartOffset: this.logStartOffset() };
   }
