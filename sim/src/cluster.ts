@@ -9,13 +9,13 @@ import { segmentStores } from '../../node/src/group/segment-store.js';
 import type { GroupStore } from '../../node/src/group/store.js';
 import { defaultLimits, type Limits } from '../../node/src/limits.js';
 import type { NodeStatus } from '../../node/src/node-api.js';
-import type { Logger } from '../../node/src/ops/log.js';
 import type { CrashMode, StorageOptions } from '../../node/src/storage/index.js';
 import type { RaftSafetyChecker } from './checkers/raft-safety.js';
 import { SimClock } from './clock.js';
 import { type DiskProfile, SimDisk } from './disk.js';
 import { type ClockSkew, Incarnation } from './incarnation.js';
 import type { SimNetwork } from './network.js';
+import type { NodeLogs } from './node-log.js';
 import type { SimRandom } from './random.js';
 import type { Scheduler } from './scheduler.js';
 import { tapStores } from './store-tap.js';
@@ -86,7 +86,7 @@ export class SimCluster {
     private readonly net: SimNetwork,
     private readonly core: Core,
     private readonly checker: RaftSafetyChecker,
-    private readonly log: Logger,
+    private readonly logs: NodeLogs,
     private readonly settings: ClusterSettings,
     initial: number[],
     slots: { id: number; skew: ClockSkew; disk: DiskProfile; random: SimRandom; diskRandom: SimRandom }[],
@@ -152,6 +152,7 @@ export class SimCluster {
     this.checker.onProcessStart(id);
     this.note(id, 'start', `process ${inc.generation}${n.join ? ', joining' : ''}`);
     const config = this.config(n);
+    const log = this.logs.forNode(id);
     const clock = new SimClock(this.sched, inc, n.skew);
     const fs = n.disk.attach(inc);
     const inner = segmentStores({
@@ -160,7 +161,7 @@ export class SimCluster {
       core: this.core,
       schedule: (run) => clock.defer(run),
       storage: this.settings.storage,
-      log: this.log,
+      log,
     });
     const stores: StoreProvider = tapStores(
       inner,
@@ -179,7 +180,7 @@ export class SimCluster {
           transport: this.net.transport(inc),
           core: this.core,
           stores,
-          log: this.log,
+          log,
           peerStatus: (member) => this.peerStatus(inc, member.id),
           pid: inc.generation,
           onFatal: (err) => this.onFatal(n, inc, err),

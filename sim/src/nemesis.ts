@@ -184,6 +184,7 @@ export class Nemesis {
         const id = w.rng.pick(faulty);
         const what = this.flipBit(id);
         if (what !== '') {
+          w.corrupted.add(id);
           const span = w.timeline.faultStart('bit-flip', `node ${id}: ${what}`, [id]);
           w.timeline.faultEnd(span);
           w.sched.trace.note(`bit flip on node ${id}: ${what}`);
@@ -195,6 +196,7 @@ export class Nemesis {
         if (faulty.length === 0) return;
         const id = w.rng.pick(faulty);
         const disk = w.cluster.get(id).disk;
+        w.corrupted.add(id);
         disk.fs.setReadFaults({ bitFlipProbability: w.rng.pick([0.001, 0.01, 0.1]) });
         const span = w.timeline.faultStart('read-fault', `node ${id}`, [id]);
         this.readFaults.set(id, span);

@@ -2,13 +2,13 @@
 // the randomness, the network, the cluster, the clients' requests and history, the
 // checkers and the timeline. The phases of a run (simulate.ts) drive it.
 import type { Core } from '../../core-wasm/src/index.js';
-import type { Logger } from '../../node/src/ops/log.js';
 import { RaftSafetyChecker } from './checkers/raft-safety.js';
 import { SimCluster } from './cluster.js';
 import { History } from './history.js';
 import { type ClockSkew, NO_SKEW } from './incarnation.js';
 import type { Nemesis } from './nemesis.js';
 import { SimNetwork } from './network.js';
+import { NodeLogs } from './node-log.js';
 import type { SimOptions } from './options.js';
 import { SimRandom } from './random.js';
 import { Rpc } from './rpc.js';
@@ -33,6 +33,8 @@ export class World {
   readonly members = new Set<number>();
   /** Slots taken out of the cluster for good. */
   readonly removed = new Set<number>();
+  /** Nodes whose disks had bits flipped (at rest or on reads). */
+  readonly corrupted = new Set<number>();
   /** INTERNAL errors clients got (a node bug short of a violation; listed in the result). */
   readonly internalErrors: string[] = [];
   /** Replicas whose final read failed (corrupted disks), listed in the result. */
@@ -41,10 +43,11 @@ export class World {
   /** Records per append, capped so that a batch fits the message limits. */
   readonly recordsPerAppend: number;
 
+  readonly logs: NodeLogs;
+
   constructor(
     readonly options: SimOptions,
     readonly core: Core,
-    log: Logger,
   ) {
     const root = new SimRandom(options.seed);
     root.fork(); // the options' stream (options.ts)
@@ -52,6 +55,7 @@ export class World {
     const netRng = root.fork();
     const rpcRng = root.fork();
     this.timeline = new Timeline(() => this.sched.nowUs);
+    this.logs = new NodeLogs(() => this.sched.nowUs);
     this.net = new SimNetwork(this.sched, netRng, core, options.network);
     this.checker = new RaftSafetyChecker(core, (p, m) => this.sched.fail(p, m));
     const slots = [];
@@ -79,7 +83,7 @@ export class World {
       this.net,
       core,
       this.checker,
-      log,
+      this.logs,
       {
         tickMs: options.tickMs,
         electionTicks: options.electionTicks,

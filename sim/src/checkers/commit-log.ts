@@ -125,12 +125,18 @@ export function checkCommitLog(
     }
     for (const [client, polls] of consumers) {
       let last = -1;
+      // Where the consumer's next record should come from: right after the last one it
+      // received, across polls (a poll that ends early must not move it past records).
+      let cursor = -1;
       for (const op of polls) {
         if (op.outcome !== 'ok') {
-          if (op.seek) last = (op.nextOffset ?? 0) - 1;
+          if (op.seek) {
+            last = (op.nextOffset ?? 0) - 1;
+            cursor = op.nextOffset ?? 0;
+          }
           continue;
         }
-        let expectFrom = op.from!;
+        if (cursor < 0) cursor = op.from!;
         for (const rec of op.records ?? []) {
           if (rec.offset <= last)
             report(
@@ -138,16 +144,16 @@ export function checkCommitLog(
               `${where}: client ${client} got offset ${rec.offset} after ${last} (poll ${op.id} from node ${op.node})`,
             );
           if (!compacted) {
-            const k = lowerBound(offsets, Math.max(expectFrom, logStart));
+            const k = lowerBound(offsets, Math.max(cursor, logStart));
             const skipped = offsets[k];
             if (skipped !== undefined && skipped < rec.offset)
               report(
                 'poll-skip',
-                `${where}: client ${client} polled from ${expectFrom} and got ${rec.offset}, skipping offset ${skipped} (poll ${op.id} from node ${op.node})`,
+                `${where}: client ${client} was at ${cursor} and next got ${rec.offset}, skipping offset ${skipped} (poll ${op.id} from ${op.from} on node ${op.node})`,
               );
           }
           last = Math.max(last, rec.offset);
-          expectFrom = rec.offset + 1;
+          cursor = Math.max(cursor, rec.offset + 1);
         }
       }
     }
