@@ -45,6 +45,9 @@ export interface NodeEvent {
   detail: string;
 }
 
+/** How long a supervisor waits before restarting a process that died by itself. */
+export const SUPERVISOR_RESTART_MS = 1000;
+
 export const apiAddress = (id: number) => `10.0.0.${id}:7000`;
 export const peerAddress = (id: number) => `10.0.0.${id}:7100`;
 
@@ -57,6 +60,11 @@ export class SimNode {
   join = false;
   /** Group id → its (tapped) store in the current process. */
   readonly stores = new Map<number, GroupStore>();
+  /**
+   * Group id → the store of the latest process that opened it, kept while the node is down:
+   * its log (a superset of what is on disk) is what the node could come back with.
+   */
+  readonly lastStores = new Map<number, GroupStore>();
   /** The process was paused at this time (µs), or -1. */
   pausedAt = -1;
 
@@ -80,6 +88,9 @@ export class SimCluster {
   readonly initial: number[];
   fatals = 0;
   startFailures = 0;
+  /** Per (node, group) leader: the log position its configuration was last read at. */
+  private readonly leaderLogKey = new Map<number, number>();
+  private readonly leaderVoters = new Map<number, number[]>();
 
   constructor(
     private readonly sched: Scheduler,
@@ -91,6 +102,8 @@ export class SimCluster {
     initial: number[],
     slots: { id: number; skew: ClockSkew; disk: DiskProfile; random: SimRandom; diskRandom: SimRandom }[],
     private readonly timeline: Timeline,
+    /** Slots taken out of the cluster for good: never restarted. */
+    private readonly removed: ReadonlySet<number>,
   ) {
     this.initial = [...initial];
     for (const s of slots) {
@@ -167,8 +180,14 @@ export class SimCluster {
       inner,
       id,
       this.checker,
-      (g, store) => n.stores.set(g, store),
-      (g) => n.stores.delete(g),
+      (g, store) => {
+        n.stores.set(g, store);
+        n.lastStores.set(g, store);
+      },
+      (g) => {
+        n.stores.delete(g);
+        n.lastStores.delete(g);
+      },
     );
     this.sched.after(
       0,
@@ -200,6 +219,7 @@ export class SimCluster {
             this.startFailures++;
             this.note(id, 'start-failed', (err as Error)?.message ?? String(err));
             this.kill(n, inc);
+            this.superviseRestart(n);
           },
         );
       },
@@ -231,6 +251,22 @@ export class SimCluster {
     this.fatals++;
     this.note(n.id, 'fatal', (err as Error)?.message ?? String(err));
     this.kill(n, inc);
+    this.superviseRestart(n);
+  }
+
+  /** A process that died by itself is restarted by its supervisor (systemd, Kubernetes) a little later. */
+  private superviseRestart(n: SimNode): void {
+    const generation = n.generation;
+    this.sched.after(
+      SUPERVISOR_RESTART_MS * 1000,
+      () => {
+        // Only if nothing else started it meanwhile, and it is still part of the cluster.
+        if (n.state === 'down' && n.generation === generation && !this.removed.has(n.id)) this.start(n.id);
+      },
+      null,
+      EventKind.fault,
+      n.id,
+    );
   }
 
   /** kill -9: the process dies; its disk keeps everything it was handed. */
@@ -254,6 +290,7 @@ export class SimCluster {
     const n = this.get(id);
     if (n.inc !== null) this.kill(n, n.inc);
     n.disk.wipe();
+    n.lastStores.clear();
     n.join = true;
     this.checker.forgetDisk(id);
     this.note(id, 'wipe');
@@ -326,10 +363,40 @@ export class SimCluster {
       const role = core.currentRole;
       this.timeline.role(n.id, g, role, core.currentTerm);
       if (role === 'leader') {
-        this.checker.sampleLeader(n.id, g, core.currentTerm, rg.store);
-        const conf = rg.conf();
-        this.timeline.conf(g, n.id, conf.voters, conf.learners);
+        // The configuration can only change when the log does (config entries, snapshots).
+        const key = core.lastIndex * 0x10_0000 + core.currentTerm;
+        if (this.leaderLogKey.get(n.id * 1_000_000 + g) !== key) {
+          this.leaderLogKey.set(n.id * 1_000_000 + g, key);
+          const conf = rg.conf();
+          this.leaderVoters.set(g, conf.voters);
+          this.timeline.conf(g, n.id, conf.voters, conf.learners);
+        }
+        this.checker.sampleLeader(n.id, g, core.currentTerm, rg.store, this.leaderVoters.get(g) ?? []);
       }
+    }
+  }
+
+  /**
+   * Leader completeness, ahead of time: for each group whose committed index advanced, no
+   * voter that lacks the newest committed entry may be able to win an election — get the
+   * votes of a majority whose logs are no more up to date than its own (Raft §5.4.1).
+   * Down nodes count with the log they last had; nodes repairing lost entries do not vote.
+   */
+  checkElectability(): void {
+    for (const g of this.checker.groupsToCheckElectability()) {
+      const conf = this.checker.leaderConf(g);
+      if (conf === undefined) continue;
+      const logs = new Map<number, { log: GroupStore; canVote: boolean }>();
+      for (const id of conf) {
+        const n = this.nodes.get(id);
+        const log = n?.stores.get(g) ?? n?.lastStores.get(g);
+        if (n === undefined || log === undefined) continue;
+        const core = n.node?.groupForTest(g)?.core;
+        const repairing =
+          core !== undefined ? core.status().recoveringUntil !== 0 : n.state === 'down' && n.join;
+        logs.set(id, { log, canVote: !repairing });
+      }
+      this.checker.checkElectable(g, conf, logs);
     }
   }
 

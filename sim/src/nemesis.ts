@@ -83,11 +83,9 @@ export class Nemesis {
     const d = this.duration();
     switch (kind) {
       case 'partition': {
-        const side = w.rng.subset(members, 0.5);
-        const other = members.filter((id) => !side.includes(id));
-        if (side.length === 0 || other.length === 0) return;
-        w.net.partition(side, other);
-        this.topologyFor(d, 'partition', `${side.join(',')} | ${other.join(',')}`, members);
+        const shape = this.partition(members);
+        if (shape === '') return;
+        this.topologyFor(d, 'partition', shape, members);
         return;
       }
       case 'asymmetric': {
@@ -222,6 +220,43 @@ export class Nemesis {
     }
   }
 
+  /**
+   * Cuts the network in one of Jepsen's shapes: two halves; a bridge (two halves and one
+   * node that reaches both); or a majorities ring (each node reaches its nearest neighbours,
+   * a majority, but no two nodes the same majority: leaders come and go, and entries reach
+   * some majorities and not others). Returns a description ('' if nothing was cut).
+   */
+  private partition(members: number[]): string {
+    const w = this.w;
+    const nodes = w.rng.shuffle(members);
+    const n = nodes.length;
+    if (n < 2) return '';
+    const shape = n >= 3 ? w.rng.pick(['halves', 'bridge', 'ring']) : 'halves';
+    if (shape === 'halves') {
+      const side = nodes.slice(0, w.rng.int(1, n));
+      const other = nodes.filter((id) => !side.includes(id));
+      w.net.partition(side, other);
+      return `${side.join(',')} | ${other.join(',')}`;
+    }
+    if (shape === 'bridge') {
+      const [bridge, ...rest] = nodes;
+      const half = Math.floor(rest.length / 2);
+      const a = rest.slice(0, half);
+      const b = rest.slice(half);
+      w.net.partition(a, b);
+      return `${a.join(',')} | ${b.join(',')}, bridged by ${bridge}`;
+    }
+    // Ring: node k reaches the floor(n/2) nodes on either side of it (with itself, a majority).
+    const reach = Math.floor(n / 2);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
+        const dist = Math.min((i - j + n) % n, (j - i + n) % n);
+        if (i !== j && dist > Math.ceil(reach / 2)) w.net.cutLink(nodes[i]!, nodes[j]!);
+      }
+    }
+    return `majorities ring ${nodes.join('-')}`;
+  }
+
   private topologyFor(ms: number, kind: string, detail: string, nodes: number[]): void {
     const span = this.w.timeline.faultStart(kind, detail, nodes);
     this.topology = span;
@@ -259,10 +294,19 @@ export class Nemesis {
     this.w.timeline.faultEnd(span);
   }
 
-  /** An up member, not already down or paused, or 0. */
+  /**
+   * An up member, not already down or paused, or 0. Half the time a leader of some group:
+   * faults that strike leaders make the leader changes where Raft's subtle cases live
+   * (Figure 8 needs three of them in a row).
+   */
   private pickUp(members: number[]): number {
     const up = members.filter((id) => this.w.cluster.get(id).up && !this.paused.has(id));
-    return up.length === 0 ? 0 : this.w.rng.pick(up);
+    if (up.length === 0) return 0;
+    if (this.w.rng.chance(0.5)) {
+      const leader = this.someLeader();
+      if (leader !== 0 && up.includes(leader)) return leader;
+    }
+    return this.w.rng.pick(up);
   }
 
   /** A node that leads some group right now (0 if none). */

@@ -72,6 +72,8 @@ export class SimNetwork {
     private readonly rng: SimRandom,
     private readonly core: Core,
     profile: NetworkProfile,
+    /** Sees every frame a node sends, before any fault touches it (the vote checker). */
+    private readonly onSend: (from: NodeId, to: NodeId, groups: GroupMessages<Message>[]) => void,
   ) {
     this.profile = { ...profile };
     this.validate = raftMessageValidator(core);
@@ -131,6 +133,7 @@ export class SimNetwork {
   // --- delivery -------------------------------------------------------------------------
 
   private send(from: NodeId, to: NodeId, groups: GroupMessages<Message>[]): void {
+    this.onSend(from, to, groups);
     const st = this.stats;
     st.framesSent++;
     for (const g of groups) st.messagesSent += g.messages.length;

@@ -153,8 +153,21 @@ export async function simulate(input: SimulateInput): Promise<SimResult> {
 async function run(w: World, sandbox: Sandbox, input: SimulateInput, anomalies: Anomaly[]): Promise<void> {
   const s = w.sched;
   const o = w.options;
+  let nodeEventsSeen = 0;
   const afterEvent = (ev: SimEvent) => {
     w.cluster.sample(ev.owner === null ? 0 : ev.owner.nodeId);
+    w.cluster.checkElectability();
+    // A process that stops itself (storage failed) or cannot start, with no corruption
+    // injected into its disk, is a bug: nothing in a run fails an I/O operation otherwise.
+    const events = w.cluster.events;
+    for (; nodeEventsSeen < events.length; nodeEventsSeen++) {
+      const e = events[nodeEventsSeen]!;
+      if ((e.what === 'fatal' || e.what === 'start-failed') && !w.corrupted.has(e.node))
+        s.fail(
+          'node-fatal',
+          `node ${e.node} ${e.what === 'fatal' ? 'stopped itself' : 'could not start'}: ${e.detail}`,
+        );
+    }
     if (sandbox.offences.length > 0) s.fail('determinism', sandbox.offences[0]!);
   };
   /** Runs `fn` as the world's task and the simulation until it finishes or `deadlineUs`. */

@@ -56,8 +56,14 @@ export class World {
     const rpcRng = root.fork();
     this.timeline = new Timeline(() => this.sched.nowUs);
     this.logs = new NodeLogs(() => this.sched.nowUs);
-    this.net = new SimNetwork(this.sched, netRng, core, options.network);
-    this.checker = new RaftSafetyChecker(core, (p, m) => this.sched.fail(p, m));
+    const checker = new RaftSafetyChecker(core, (p, m) => this.sched.fail(p, m));
+    this.checker = checker;
+    this.net = new SimNetwork(this.sched, netRng, core, options.network, (_from, _to, groups) => {
+      for (const g of groups)
+        for (const m of g.messages)
+          if (m.type === 'voteResponse' && m.granted && !m.pre)
+            checker.onVoteGranted(g.group, m.from, m.term, m.to);
+    });
     const slots = [];
     const n = options.nodes + options.spares;
     const skewOn = options.faults.includes('skew');
@@ -103,6 +109,7 @@ export class World {
       initial,
       slots,
       this.timeline,
+      this.removed,
     );
     this.rpc = new Rpc(this.sched, this.cluster, this.net, rpcRng);
     // Room for the record framing around each value (~30 B) and the batch header (61 B).

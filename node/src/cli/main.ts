@@ -12,6 +12,8 @@ const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import('./serve.js')).serveCommand,
   dev: async () => (await import('./dev.js')).devCommand,
   status: async () => (await import('./status.js')).statusCommand,
+  // The simulator lives in sim/ (it imports node/, not the other way round): loaded only here.
+  sim: async () => (await import('../../../sim/src/cli.js')).simCommand,
 };
 
 async function help(): Promise<void> {

@@ -1,7 +1,9 @@
 // Raft's safety properties (paper §5.2, Figure 3), checked incrementally as the run goes:
 //
 //   election safety        at most one leader per term, per group (roles sampled after
-//                          every event of the node concerned)
+//                          every event of the node concerned); beneath it, vote safety:
+//                          a node grants its vote to at most one candidate per term
+//                          (every vote sent is seen on the network)
 //   log matching           two logs holding an entry with the same index and term hold the
 //                          same entry there and agree on the term before it (checked on
 //                          every log write: by induction, identical prefixes)
@@ -47,8 +49,12 @@ interface GroupOracle {
   highestCommitted: number;
   /** term → the leader seen in it. */
   leaders: Map<number, number>;
-  /** The highest-term leader seen, with its log. */
-  leader: { node: number; term: number; log: LogReader } | undefined;
+  /** voter × 2^32 + term → the candidate it voted for. */
+  votes: Map<number, number>;
+  /** The highest-term leader seen, with its log and its voters as last seen. */
+  leader: { node: number; term: number; log: LogReader; voters: number[] } | undefined;
+  /** The committed index the electability check last looked at. */
+  electabilityCheckedAt: number;
 }
 
 /** What storage promised durable for one group on one node. */
@@ -81,7 +87,9 @@ export class RaftSafetyChecker {
         committed: new Map(),
         highestCommitted: 0,
         leaders: new Map(),
+        votes: new Map(),
         leader: undefined,
+        electabilityCheckedAt: 0,
       };
       this.groups.set(g, o);
     }
@@ -188,16 +196,29 @@ export class RaftSafetyChecker {
     return [...this.groups.keys()].sort((a, b) => a - b);
   }
 
+  /** A node sent a granted (real, not pre-) vote for `candidate` in `term`. */
+  onVoteGranted(g: number, voter: number, term: number, candidate: number): void {
+    const votes = this.group(g).votes;
+    const key = voter * 0x1_0000_0000 + term;
+    const before = votes.get(key);
+    if (before === undefined) votes.set(key, candidate);
+    else if (before !== candidate)
+      this.fail(
+        'vote-safety',
+        `group ${g}: node ${voter} voted for both ${before} and ${candidate} in term ${term}`,
+      );
+  }
+
   // --- election safety and leader completeness -----------------------------------------
 
-  /** The role a node's group is in after an event. */
-  sampleLeader(node: number, g: number, term: number, log: LogReader): void {
+  /** A node's group is leader after an event; `voters` is its configuration. */
+  sampleLeader(node: number, g: number, term: number, log: LogReader, voters: number[]): void {
     const o = this.group(g);
     const seen = o.leaders.get(term);
     if (seen === undefined) {
       o.leaders.set(term, node);
       this.leadersSeen++;
-      if (o.leader === undefined || term > o.leader.term) o.leader = { node, term, log };
+      if (o.leader === undefined || term > o.leader.term) o.leader = { node, term, log, voters };
       // Leader completeness: every entry known committed before this term is in its log.
       for (const [index, c] of o.committed) {
         if (c.knownTerm < term) this.checkHolds(g, node, term, log, index, c.term);
@@ -206,6 +227,50 @@ export class RaftSafetyChecker {
       this.fail('election-safety', `group ${g}: nodes ${seen} and ${node} both led term ${term}`);
     } else if (o.leader !== undefined && o.leader.node === node && o.leader.term === term) {
       o.leader.log = log; // the same leader after a restart reads a new log object
+      o.leader.voters = voters;
+    }
+  }
+
+  /** Groups whose committed index advanced since their last electability check. */
+  *groupsToCheckElectability(): Iterable<number> {
+    for (const [g, o] of this.groups) {
+      if (o.highestCommitted > o.electabilityCheckedAt) {
+        o.electabilityCheckedAt = o.highestCommitted;
+        yield g;
+      }
+    }
+  }
+
+  leaderConf(g: number): number[] | undefined {
+    return this.groups.get(g)?.leader?.voters;
+  }
+
+  /** See SimCluster.checkElectability. */
+  checkElectable(g: number, voters: number[], logs: Map<number, { log: LogReader; canVote: boolean }>): void {
+    const o = this.groups.get(g);
+    if (o === undefined) return;
+    const i = o.highestCommitted;
+    const e = o.committed.get(i);
+    if (e === undefined) return;
+    const majority = Math.floor(voters.length / 2) + 1;
+    for (const [n, { log }] of logs) {
+      if (i < log.firstIndex() - 1 || log.term(i) === e.term) continue; // holds it (or its snapshot does)
+      const nLast = log.lastIndex();
+      const nTerm = log.term(nLast) ?? 0;
+      let votes = 1;
+      for (const [v, other] of logs) {
+        if (v === n || !other.canVote) continue;
+        const vLast = other.log.lastIndex();
+        const vTerm = other.log.term(vLast) ?? 0;
+        if (nTerm > vTerm || (nTerm === vTerm && nLast >= vLast)) votes++;
+      }
+      if (votes >= majority) {
+        this.fail(
+          'leader-completeness',
+          `group ${g}: entry ${i} (term ${e.term}) is committed, yet node ${n}, whose log ends at ${nLast} (term ${nTerm}) without it, could win an election (${votes} of ${voters.length} voters would grant it their vote)`,
+        );
+        return;
+      }
     }
   }
 
