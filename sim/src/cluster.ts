@@ -372,6 +372,8 @@ export class SimCluster {
           this.timeline.conf(g, n.id, conf.voters, conf.learners);
         }
         this.checker.sampleLeader(n.id, g, core.currentTerm, rg.store, this.leaderVoters.get(g) ?? []);
+        const commit = core.commitIndex;
+        this.checker.sampleLeaderCommit(n.id, g, core.currentTerm, commit, rg.store.term(commit));
       }
     }
   }

@@ -8,6 +8,7 @@ import { CRASH_MODES, type CrashMode } from '../../node/src/storage/index.js';
 import { apiAddress, peerAddress } from './cluster.js';
 import type { FaultName } from './options.js';
 import type { FaultSpan } from './timeline.js';
+import { EventKind } from './trace.js';
 import { hintedNode, outcomeUnknown } from './workload.js';
 import type { World } from './world.js';
 
@@ -29,6 +30,9 @@ const STRIKES: readonly FaultName[] = [
 ];
 const TOPOLOGY: readonly FaultName[] = ['partition', 'asymmetric', 'isolate-leader', 'flap'];
 
+/** Chance that a newly elected leader is struck at once (see Nemesis's constructor). */
+const NEW_LEADER_STRIKE_P = 0.1;
+
 /** The operator's id in the trace and history (clients are 1..n). */
 export const OPERATOR = 0;
 
@@ -42,7 +46,55 @@ export class Nemesis {
   private flapping = false;
   strikes = 0;
 
-  constructor(private readonly w: World) {}
+  constructor(private readonly w: World) {
+    // Jepsen's "kill new primaries": now and then a leader is struck right after it is
+    // elected, before its first entries spread. Raft's subtle cases (Figure 8: an entry of
+    // an old term committed by counting, then overwritten) need such quick successions.
+    w.checker.onNewLeader = (node) => {
+      if (w.phase !== 'faults' || !w.rng.chance(NEW_LEADER_STRIKE_P)) return;
+      const kinds = (['isolate-leader', 'crash', 'pause'] as const).filter((f) =>
+        w.options.faults.includes(f),
+      );
+      if (kinds.length === 0) return;
+      const kind = w.rng.pick(kinds);
+      const delayUs = w.rng.next() * 2 * (w.net.profile.latencyUs + w.net.profile.jitterUs);
+      w.sched.after(delayUs, () => this.strikeNode(kind, node), null, EventKind.fault, node);
+    };
+  }
+
+  /** Strikes `node` with `kind` (a new leader, see the constructor). */
+  private strikeNode(kind: 'isolate-leader' | 'crash' | 'pause', node: number): void {
+    const w = this.w;
+    if (w.phase !== 'faults' || !w.cluster.get(node).up || this.paused.has(node)) return;
+    this.strikes++;
+    const d = this.duration();
+    switch (kind) {
+      case 'isolate-leader':
+        if (this.topology !== null) return;
+        w.net.partition(
+          [node],
+          w.memberList().filter((id) => id !== node),
+        );
+        this.topologyFor(d, 'isolate-leader', `new leader ${node} cut off`, [node]);
+        return;
+      case 'crash':
+        w.cluster.crash(node);
+        this.downFor(node, d, 'crash (new leader)');
+        return;
+      case 'pause': {
+        w.cluster.pause(node);
+        const span = w.timeline.faultStart('pause', `new leader ${node}`, [node]);
+        this.paused.set(node, span);
+        void w.sleep(d).then(() => {
+          if (this.paused.get(node) !== span) return;
+          this.paused.delete(node);
+          w.cluster.resume(node);
+          w.timeline.faultEnd(span);
+        });
+        return;
+      }
+    }
+  }
 
   private get enabled(): FaultName[] {
     return STRIKES.filter((f) => this.w.options.faults.includes(f));

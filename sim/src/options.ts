@@ -191,29 +191,41 @@ export const MAX_NODES = 7;
 
 /** Picks every option the input leaves open, from the seed. */
 export function resolveOptions(input: SimOptionsInput): SimOptions {
-  const r = new SimRandom(input.seed).fork(); // the options' own stream: the run's draws do not move it
-  const nodes = or(input.nodes, r.pick([1, 2, 3, 3, 3, 4, 5, 5, 5, 7]));
+  // The options' own streams (the run's draws do not move them): one per section, forked
+  // in a fixed order, so that how many draws one section makes (which depends on what the
+  // caller fixed) never moves another section's picks.
+  const root = new SimRandom(input.seed).fork();
+  const [rc, rf, rt, rn, rd, rs, rm, rw, rx] = Array.from({ length: 9 }, () => root.fork()) as [
+    SimRandom,
+    SimRandom,
+    SimRandom,
+    SimRandom,
+    SimRandom,
+    SimRandom,
+    SimRandom,
+    SimRandom,
+    SimRandom,
+  ];
+  const nodes = or(input.nodes, rc.pick([1, 2, 3, 3, 3, 4, 5, 5, 5, 7]));
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES)
     throw new OptionsError(`nodes must be in [1, ${MAX_NODES}], got ${nodes}`);
-  const faults = or(input.faults, pickFaults(r));
-  const spares = or(
-    input.spares,
-    faults.includes('membership') ? Math.min(MAX_NODES - nodes, r.int(1, 3)) : 0,
-  );
+  const faults = or(input.faults, pickFaults(rf));
+  const sparePick = rc.int(1, 3);
+  const spares = or(input.spares, faults.includes('membership') ? Math.min(MAX_NODES - nodes, sparePick) : 0);
   if (!Number.isInteger(spares) || spares < 0 || nodes + spares > MAX_NODES)
     throw new OptionsError(`nodes + spares must be at most ${MAX_NODES}`);
-  const tickMs = or(input.tickMs, r.pick([10, 20, 50, 50, 100]));
-  const electionTicks = or(input.electionTicks, r.pick([5, 10, 10, 20]));
+  const tickMs = or(input.tickMs, rt.pick([10, 20, 50, 50, 100]));
+  const electionTicks = or(input.electionTicks, rt.pick([5, 10, 10, 20]));
   const heartbeatTicks = or(
     input.heartbeatTicks,
-    Math.max(1, Math.min(electionTicks - 1, r.pick([1, 2, 2, 3]))),
+    Math.max(1, Math.min(electionTicks - 1, rt.pick([1, 2, 2, 3]))),
   );
   const electionMs = tickMs * electionTicks;
   const on = (f: FaultName) => faults.includes(f);
 
   const network: NetworkProfile = {
-    latencyUs: r.pick([100, 300, 1000, 2000]),
-    jitterUs: r.pick([0, 200, 1000, 5000]),
+    latencyUs: rn.pick([100, 300, 1000, 2000]),
+    jitterUs: rn.pick([0, 200, 1000, 5000]),
     lossP: 0,
     dupP: 0,
     slowP: 0,
@@ -222,26 +234,26 @@ export function resolveOptions(input: SimOptionsInput): SimOptions {
     ...input.network,
   };
   const disk: DiskProfile = {
-    syncUs: r.pick([50, 200, 1000, 3000]),
-    syncJitterUs: r.pick([0, 100, 2000]),
-    writeUs: r.pick([0, 5, 20]),
-    stallP: r.pick([0, 0.001, 0.01]),
-    stallUs: r.pick([20_000, 200_000]),
+    syncUs: rd.pick([50, 200, 1000, 3000]),
+    syncJitterUs: rd.pick([0, 100, 2000]),
+    writeUs: rd.pick([0, 5, 20]),
+    stallP: rd.pick([0, 0.001, 0.01]),
+    stallUs: rd.pick([20_000, 200_000]),
     ...input.disk,
   };
-  const streamCount = r.pick([1, 1, 2, 3]);
-  const maxRf = Math.min(r.chance(0.2) ? 5 : 3, nodes);
+  const streamCount = rs.pick([1, 1, 2, 3]);
+  const maxRf = Math.min(rs.chance(0.2) ? 5 : 3, nodes);
   const streams: StreamSpec[] = or(
     input.streams,
     Array.from({ length: streamCount }, (_, i) => {
-      const compacted = r.chance(0.2);
+      const compacted = rs.chance(0.2);
       return {
         name: `s${i}`,
-        partitions: r.pick([1, 1, 2, 3]),
-        replicationFactor: r.chance(0.8) ? maxRf : r.int(1, maxRf + 1),
+        partitions: rs.pick([1, 1, 2, 3]),
+        replicationFactor: rs.chance(0.8) ? maxRf : rs.int(1, maxRf + 1),
         compacted,
-        retentionBytes: !compacted && r.chance(0.2) ? r.pick([4096, 16384]) : 0,
-        segmentBytes: r.pick([0, 1024, 4096, 65536]),
+        retentionBytes: !compacted && rs.chance(0.2) ? rs.pick([4096, 16384]) : 0,
+        segmentBytes: rs.pick([0, 1024, 4096, 65536]),
       };
     }),
   );
@@ -258,17 +270,18 @@ export function resolveOptions(input: SimOptionsInput): SimOptions {
     ...streams.map((s) => s.replicationFactor),
   );
   const maxFaulty = Math.floor((smallestGroup - 1) / 2);
-  const faultyCount = Math.min(maxFaulty, r.int(0, maxFaulty + 1) || (maxFaulty > 0 ? 1 : 0));
+  const faultyCount = Math.min(maxFaulty, rm.int(0, maxFaulty + 1) || (maxFaulty > 0 ? 1 : 0));
   const nemesis: NemesisOptions = {
-    meanIntervalMs: r.pick([200, 500, 1000, 2000]),
-    meanDurationMs: Math.max(electionMs * r.pick([0.5, 1, 2, 5]), 100),
-    lossP: on('loss') ? r.pick([0.01, 0.05, 0.2]) : 0,
-    dupP: on('duplicate') ? r.pick([0.01, 0.05, 0.2]) : 0,
-    slowP: on('delay') ? r.pick([0.01, 0.05, 0.2]) : 0,
-    slowUs: r.pick([10_000, 100_000, electionMs * 1000]),
-    maxRateSkew: on('skew') ? r.pick([0.01, 0.1, 0.3]) : 0,
-    maxOffsetMs: on('skew') ? r.pick([10, 1000, 3_600_000]) : 0,
-    faultyNodes: r
+    meanIntervalMs: rm.pick([200, 500, 1000, 2000]),
+    meanDurationMs: Math.max(electionMs * rm.pick([0.5, 1, 2, 5]), 100),
+    // Drawn whether the fault is on or not, so that the faults chosen do not move other picks.
+    lossP: onlyIf(on('loss'), rm.pick([0.01, 0.05, 0.2])),
+    dupP: onlyIf(on('duplicate'), rm.pick([0.01, 0.05, 0.2])),
+    slowP: onlyIf(on('delay'), rm.pick([0.01, 0.05, 0.2])),
+    slowUs: rm.pick([10_000, 100_000, electionMs * 1000]),
+    maxRateSkew: onlyIf(on('skew'), rm.pick([0.01, 0.1, 0.3])),
+    maxOffsetMs: onlyIf(on('skew'), rm.pick([10, 1000, 3_600_000])),
+    faultyNodes: rm
       .shuffle(Array.from({ length: nodes + spares }, (_, i) => i + 1))
       .slice(0, faultyCount)
       .sort(),
@@ -280,30 +293,30 @@ export function resolveOptions(input: SimOptionsInput): SimOptions {
     );
 
   const mix: WorkloadMix = {
-    append: r.pick([0, 1, 3]),
-    idempotent: r.pick([0, 1, 2]),
-    conditional: r.pick([0, 1, 2]),
-    poll: r.pick([1, 2, 4]),
-    linearizablePoll: r.pick([0, 1]),
+    append: rw.pick([0, 1, 3]),
+    idempotent: rw.pick([0, 1, 2]),
+    conditional: rw.pick([0, 1, 2]),
+    poll: rw.pick([1, 2, 4]),
+    linearizablePoll: rw.pick([0, 1]),
     ...input.workload?.mix,
   };
   if (mix.append + mix.idempotent + mix.conditional === 0) mix.append = 1;
-  const requestTimeoutMs = or(input.requestTimeoutMs, Math.max(2000, electionMs * r.pick([4, 10])));
+  const requestTimeoutMs = or(input.requestTimeoutMs, Math.max(2000, electionMs * rt.pick([4, 10])));
   const workload: WorkloadOptions = {
-    clients: r.int(1, 6),
-    thinkMs: r.pick([5, 20, 50, 200]),
-    valueBytes: r.pick([0, 16, 200, 2000]),
-    maxRecordsPerAppend: r.pick([1, 1, 3, 10]),
-    keySpace: r.pick([3, 10, 50]),
-    clientTimeoutMs: requestTimeoutMs + r.pick([500, 5000]),
+    clients: rw.int(1, 6),
+    thinkMs: rw.pick([5, 20, 50, 200]),
+    valueBytes: rw.pick([0, 16, 200, 2000]),
+    maxRecordsPerAppend: rw.pick([1, 1, 3, 10]),
+    keySpace: rw.pick([3, 10, 50]),
+    clientTimeoutMs: requestTimeoutMs + rw.pick([500, 5000]),
     ...input.workload,
     mix,
   };
 
   const timeMs = input.timeMs ?? 30_000;
-  const snapshotIntervalEntries = or(input.snapshotIntervalEntries, r.pick([20, 100, 1000, 10_000]));
-  const maxAppendEntriesBytes = or(input.maxAppendEntriesBytes, r.pick([4096, 65536, 4 << 20]));
-  const snapshotChunkBytes = or(input.snapshotChunkBytes, r.pick([512, 8192, 1 << 20]));
+  const snapshotIntervalEntries = or(input.snapshotIntervalEntries, rx.pick([20, 100, 1000, 10_000]));
+  const maxAppendEntriesBytes = or(input.maxAppendEntriesBytes, rx.pick([4096, 65536, 4 << 20]));
+  const snapshotChunkBytes = or(input.snapshotChunkBytes, rx.pick([512, 8192, 1 << 20]));
   return {
     seed: input.seed,
     nodes,
@@ -319,10 +332,10 @@ export function resolveOptions(input: SimOptionsInput): SimOptions {
     network,
     disk,
     storage: {
-      segmentBytes: r.pick([2048, 8192, 65536, 1 << 20]),
-      cacheBytes: r.pick([4096, 65536, 16 << 20]),
-      indexIntervalBytes: r.pick([256, 4096]),
-      recovery: r.chance(0.3) ? 'full' : 'tail',
+      segmentBytes: rx.pick([2048, 8192, 65536, 1 << 20]),
+      cacheBytes: rx.pick([4096, 65536, 16 << 20]),
+      indexIntervalBytes: rx.pick([256, 4096]),
+      recovery: rx.chance(0.3) ? 'full' : 'tail',
       ...input.storage,
     },
     maxAppendEntriesBytes,
@@ -336,6 +349,10 @@ export function resolveOptions(input: SimOptionsInput): SimOptions {
 /** The given value, else the drawn one (drawn either way, so that fixing one option leaves the other picks as they were). */
 function or<T>(given: T | undefined, drawn: T): T {
   return given === undefined ? drawn : given;
+}
+
+function onlyIf(on: boolean, value: number): number {
+  return on ? value : 0;
 }
 
 /** Each fault is on with its own probability, so runs range from calm to everything at once. */

@@ -22,8 +22,8 @@ export class DeterminismError extends Error {
 interface Patch {
   target: object;
   key: string;
-  /** The property as it was (a value or an accessor), put back by exit(). */
-  original: PropertyDescriptor;
+  /** The own property as it was (a value or an accessor), put back by exit(); undefined when inherited. */
+  original: PropertyDescriptor | undefined;
 }
 
 let active: Sandbox | null = null;
@@ -47,14 +47,19 @@ export class Sandbox {
     };
     const patch = (target: object, key: string, name: string) => {
       const original = Object.getOwnPropertyDescriptor(target, key);
-      if (original === undefined || !original.configurable) return;
-      if (!('get' in original) && typeof original.value !== 'function') return;
+      if (original === undefined) {
+        // Inherited (performance.now lives on Performance.prototype): shadow it.
+        if (typeof (target as Record<string, unknown>)[key] !== 'function') return;
+      } else {
+        if (!original.configurable) return;
+        if (!('get' in original) && typeof original.value !== 'function') return;
+      }
       this.patches.push({ target, key, original });
       Object.defineProperty(target, key, {
         value: forbid(name),
         writable: true,
         configurable: true,
-        enumerable: original.enumerable ?? false,
+        enumerable: original?.enumerable ?? false,
       });
     };
     try {
@@ -123,7 +128,8 @@ export class Sandbox {
   exit(): void {
     for (let i = this.patches.length - 1; i >= 0; i--) {
       const p = this.patches[i]!;
-      Object.defineProperty(p.target, p.key, p.original);
+      if (p.original === undefined) delete (p.target as Record<string, unknown>)[p.key];
+      else Object.defineProperty(p.target, p.key, p.original);
     }
     this.patches = [];
     syncBuiltinESMExports();

@@ -222,6 +222,15 @@ export class ServiceRun {
     else if (r.kind === 'error') inst.node = hintedNode(r.error) || inst.node;
   }
 
+  stats(): { commands: number; accepted: number; applied: number; crashes: number } {
+    return {
+      commands: this.commands,
+      accepted: this.accepted,
+      applied: this.instances.reduce((n, i) => n + i.applied, 0),
+      crashes: this.crashes,
+    };
+  }
+
   /** Liveness phase: every instance catches up with the end of the stream. */
   async finish(deadlineUs: number): Promise<void> {
     const w = this.w;

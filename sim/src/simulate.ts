@@ -58,6 +58,8 @@ export interface SimStats {
   fatals: number;
   startFailures: number;
   diskSyncs: number;
+  /** The user's service, when one ran: commands proposed and accepted, records applied, instance crashes. */
+  service?: { commands: number; accepted: number; applied: number; crashes: number };
 }
 
 export interface SimResult {
@@ -137,6 +139,7 @@ export async function simulate(input: SimulateInput): Promise<SimResult> {
       fatals: w.cluster.fatals,
       startFailures: w.cluster.startFailures,
       diskSyncs: [...w.cluster.nodes.values()].reduce((n, x) => n + x.disk.syncs, 0),
+      ...(w.service === undefined ? {} : { service: w.service.stats() }),
     },
     warnings: warnings.slice(0, 20),
   };
@@ -207,6 +210,7 @@ async function run(w: World, sandbox: Sandbox, input: SimulateInput, anomalies: 
     return;
   }
   const service = input.service === undefined ? undefined : new ServiceRun(w, input.service);
+  w.service = service;
 
   // --- faults ---------------------------------------------------------------------------
   w.phase = 'faults';

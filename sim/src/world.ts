@@ -13,6 +13,7 @@ import type { SimOptions } from './options.js';
 import { SimRandom } from './random.js';
 import { Rpc } from './rpc.js';
 import { Scheduler } from './scheduler.js';
+import type { ServiceRun } from './service.js';
 import { Timeline } from './timeline.js';
 import { EventKind } from './trace.js';
 
@@ -40,6 +41,7 @@ export class World {
   /** Replicas whose final read failed (corrupted disks), listed in the result. */
   readonly readFailures: string[] = [];
   nemesis: Nemesis | undefined;
+  service: ServiceRun | undefined;
   /** Records per append, capped so that a batch fits the message limits. */
   readonly recordsPerAppend: number;
 

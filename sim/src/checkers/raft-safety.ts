@@ -12,6 +12,9 @@
 //   leader completeness    a leader of term T holds every entry known committed in a term
 //                          below T (checked when a leader is first seen, and when an entry
 //                          becomes known committed while a higher-term leader leads)
+//   commit rule            a leader moves its commit index only onto an entry of its own
+//                          term (§5.4.2: entries of earlier terms are never committed by
+//                          counting replicas; they commit with the leader's first entry)
 //   storage durability     what storage reported durable (sync resolved: entries through
 //                          index i of term t, hard state term and vote) is there after a
 //                          restart, unless storage itself reports damage (DESIGN §6)
@@ -49,6 +52,8 @@ interface GroupOracle {
   highestCommitted: number;
   /** term → the leader seen in it. */
   leaders: Map<number, number>;
+  /** leader node → [term, commit index when first seen leading it]. */
+  leaderCommits: Map<number, [number, number]>;
   /** voter × 2^32 + term → the candidate it voted for. */
   votes: Map<number, number>;
   /** The highest-term leader seen, with its log and its voters as last seen. */
@@ -73,6 +78,8 @@ export class RaftSafetyChecker {
   private readonly durable = new Map<number, Map<number, DurableMark>>();
   leadersSeen = 0;
   entriesApplied = 0;
+  /** Called when a leader of a new term is first seen (the nemesis may strike it). */
+  onNewLeader: ((node: number, group: number, term: number) => void) | undefined;
 
   constructor(
     private readonly core: Core,
@@ -88,6 +95,7 @@ export class RaftSafetyChecker {
         highestCommitted: 0,
         leaders: new Map(),
         votes: new Map(),
+        leaderCommits: new Map(),
         leader: undefined,
         electabilityCheckedAt: 0,
       };
@@ -216,6 +224,7 @@ export class RaftSafetyChecker {
     const o = this.group(g);
     const seen = o.leaders.get(term);
     if (seen === undefined) {
+      this.onNewLeader?.(node, g, term);
       o.leaders.set(term, node);
       this.leadersSeen++;
       if (o.leader === undefined || term > o.leader.term) o.leader = { node, term, log, voters };
@@ -228,6 +237,30 @@ export class RaftSafetyChecker {
     } else if (o.leader !== undefined && o.leader.node === node && o.leader.term === term) {
       o.leader.log = log; // the same leader after a restart reads a new log object
       o.leader.voters = voters;
+    }
+  }
+
+  /** A leader's commit index after an event (`termAt` is the term of the entry there). */
+  sampleLeaderCommit(
+    node: number,
+    g: number,
+    term: number,
+    commit: number,
+    termAt: number | undefined,
+  ): void {
+    const o = this.group(g);
+    const seen = o.leaderCommits.get(node);
+    if (seen === undefined || seen[0] !== term) {
+      o.leaderCommits.set(node, [term, commit]); // what it knew when it became leader
+      return;
+    }
+    if (commit > seen[1]) {
+      seen[1] = commit;
+      if (termAt !== term)
+        this.fail(
+          'commit-rule',
+          `group ${g}: node ${node}, leading term ${term}, committed up to ${commit}, an entry of term ${termAt} (an earlier term's entry committed by counting replicas, Raft §5.4.2)`,
+        );
     }
   }
 
