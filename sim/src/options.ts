@@ -184,6 +184,8 @@ export type SimOptionsInput = Partial<
   network?: Partial<NetworkProfile>;
   disk?: Partial<DiskProfile>;
   storage?: Partial<SimOptions['storage']>;
+  /** Faults never to turn on, whatever the seed picks (e.g. to leave out a known open bug's trigger). */
+  withoutFaults?: FaultName[];
 };
 
 /** Most nodes in a run (slots, including spares). */
@@ -209,7 +211,7 @@ export function resolveOptions(input: SimOptionsInput): SimOptions {
   const nodes = or(input.nodes, rc.pick([1, 2, 3, 3, 3, 4, 5, 5, 5, 7]));
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES)
     throw new OptionsError(`nodes must be in [1, ${MAX_NODES}], got ${nodes}`);
-  const faults = or(input.faults, pickFaults(rf));
+  const faults = or(input.faults, pickFaults(rf)).filter((f) => !(input.withoutFaults ?? []).includes(f));
   const sparePick = rc.int(1, 3);
   const spares = or(input.spares, faults.includes('membership') ? Math.min(MAX_NODES - nodes, sparePick) : 0);
   if (!Number.isInteger(spares) || spares < 0 || nodes + spares > MAX_NODES)
