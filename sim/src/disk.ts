@@ -18,7 +18,7 @@ import {
 import type { Incarnation } from './incarnation.js';
 import type { SimRandom } from './random.js';
 import type { Scheduler } from './scheduler.js';
-import { EventKind } from './trace.js';
+import { DISK_OPS, EventKind } from './trace.js';
 
 /** How long disk operations take on a node (µs). */
 export interface DiskProfile {
@@ -33,22 +33,10 @@ export interface DiskProfile {
   stallUs: number;
 }
 
-const opCode: Record<FsOpInfo['kind'], number> = {
-  open: 1,
-  create: 2,
-  read: 3,
-  write: 4,
-  sync: 5,
-  truncate: 6,
-  size: 7,
-  close: 8,
-  rename: 9,
-  remove: 10,
-  list: 11,
-  mkdir: 12,
-  syncDir: 13,
-  exists: 14,
-};
+/** The trace's number for each disk operation (trace.ts DISK_OPS names them). */
+const opCode = Object.fromEntries(
+  DISK_OPS.map((name, i) => [name === 'fsync' ? 'sync' : name === 'fsync dir' ? 'syncDir' : name, i]),
+) as Record<FsOpInfo['kind'], number>;
 
 export class SimDisk {
   fs: MemFileSystem;

@@ -21,6 +21,44 @@ export type EventKindName = keyof typeof EventKind;
 const kindNames: string[] = [];
 for (const [name, code] of Object.entries(EventKind)) kindNames[code] = name;
 
+/** Disk operations as the trace numbers them (disk.ts), for printing. */
+export const DISK_OPS = [
+  '',
+  'open',
+  'create',
+  'read',
+  'write',
+  'fsync',
+  'truncate',
+  'size',
+  'close',
+  'rename',
+  'remove',
+  'list',
+  'mkdir',
+  'fsync dir',
+  'exists',
+] as const;
+
+function describeDetail(kind: number, detail: number): string {
+  switch (kind) {
+    case EventKind.timer:
+      return `after ${detail} ms`;
+    case EventKind.disk:
+      return DISK_OPS[detail] ?? String(detail);
+    case EventKind.deliver:
+      return `frame ${(detail >>> 0).toString(16).padStart(8, '0')}`;
+    case EventKind.client:
+    case EventKind.request:
+    case EventKind.response:
+      return detail === 0 ? 'operator' : `client ${detail}`;
+    case EventKind.defer:
+      return 'end of turn';
+    default:
+      return detail === 0 ? '' : String(detail);
+  }
+}
+
 /** How many recent events the ring keeps for a failure report. */
 export const TRACE_RING_EVENTS = 400;
 
@@ -91,7 +129,8 @@ export class Trace {
       const who = this.node[i]! > 0 ? `node ${this.node[i]}` : 'world ';
       const what = kindNames[this.kind[i]!] ?? `kind${this.kind[i]}`;
       const note = this.notes[i];
-      out.push(`t=${t}s ${who} ${what.padEnd(8)} ${this.detail[i]}${note === undefined ? '' : ` | ${note}`}`);
+      const detail = describeDetail(this.kind[i]!, this.detail[i]!);
+      out.push(`t=${t}s ${who} ${what.padEnd(8)} ${detail}${note === undefined ? '' : ` | ${note}`}`);
     }
     return out;
   }

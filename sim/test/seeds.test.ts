@@ -1,7 +1,7 @@
 // The simulator's fixed seeds: every bug it found and that was fixed replays under the
 // options it was found with (regressions.json), then a handful of swarm seeds, each with
 // the options it picks. Every run must pass. CAIRN_SIM_SEEDS sets how many swarm seeds run
-// (default 20); `npm run sim:swarm` runs many more.
+// (default 30); `npm run sim:swarm` runs many more.
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -21,7 +21,7 @@ const cases = (
     cases: Case[];
   }
 ).cases;
-const SWARM_SEEDS = Number(process.env['CAIRN_SIM_SEEDS'] ?? 20);
+const SWARM_SEEDS = Number(process.env['CAIRN_SIM_SEEDS'] ?? 30);
 /**
  * Faults that trigger the open findings of regressions.json (corruption found on reads is
  * not repaired, DESIGN §6): left out of the swarm seeds here so that a change elsewhere,
