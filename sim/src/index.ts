@@ -23,4 +23,5 @@ export {
 export { MAX_SEED } from './random.js';
 export { DeterminismError } from './sandbox.js';
 export type { ServiceModel, ServiceRecord } from './service.js';
+export { renderReport } from './report.js';
 export { type SimResult, type SimStats, type SimulateInput, simulate, type Violation } from './simulate.js';

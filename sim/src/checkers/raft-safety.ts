@@ -78,6 +78,8 @@ export class RaftSafetyChecker {
   private readonly durable = new Map<number, Map<number, DurableMark>>();
   leadersSeen = 0;
   entriesApplied = 0;
+  /** Some group's committed index advanced since the last electability check. */
+  private commitAdvanced = false;
   /** Called when a leader of a new term is first seen (the nemesis may strike it). */
   onNewLeader: ((node: number, group: number, term: number) => void) | undefined;
 
@@ -158,7 +160,10 @@ export class RaftSafetyChecker {
     const seen = o.committed.get(e.index);
     if (seen === undefined) {
       o.committed.set(e.index, { term: e.term, hash: h, knownTerm: term, node });
-      if (e.index > o.highestCommitted) o.highestCommitted = e.index;
+      if (e.index > o.highestCommitted) {
+        o.highestCommitted = e.index;
+        this.commitAdvanced = true;
+      }
       // A leader of a higher term already leading must hold it (leader completeness).
       const l = o.leader;
       if (l !== undefined && l.term > term) this.checkHolds(g, l.node, l.term, l.log, e.index, e.term);
@@ -266,6 +271,8 @@ export class RaftSafetyChecker {
 
   /** Groups whose committed index advanced since their last electability check. */
   *groupsToCheckElectability(): Iterable<number> {
+    if (!this.commitAdvanced) return;
+    this.commitAdvanced = false;
     for (const [g, o] of this.groups) {
       if (o.highestCommitted > o.electabilityCheckedAt) {
         o.electabilityCheckedAt = o.highestCommitted;
