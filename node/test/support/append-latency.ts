@@ -4,7 +4,12 @@
 //
 //   npm run build && node dist/node/test/support/append-latency.js [N]
 import { create } from '@bufbuild/protobuf';
-import { AppendRequestSchema, StreamService } from '../../../proto/gen/cairn/v1/cairn_pb.js';
+import {
+  AdminService,
+  AppendRequestSchema,
+  NodeStatusRequestSchema,
+  StreamService,
+} from '../../../proto/gen/cairn/v1/cairn_pb.js';
 import { callUnary } from '../../src/api/grpc-service.js';
 import { ProcessCluster } from './procs.js';
 
@@ -23,16 +28,31 @@ try {
     payload: { case: 'records', value: { records: [{ value }] } },
   });
   for (let i = 0; i < 50; i++) await callUnary(client, StreamService, 'append', req); // warm up
+  // Baseline in the same run: a gRPC round trip to the same node that touches no disk and no peer.
+  const rtt: number[] = [];
+  const status = create(NodeStatusRequestSchema);
+  for (let i = 0; i < 300; i++) {
+    const t = performance.now();
+    await callUnary(client, AdminService, 'nodeStatus', status);
+    rtt.push(performance.now() - t);
+  }
   const ms: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = performance.now();
     await callUnary(client, StreamService, 'append', req);
     ms.push(performance.now() - t);
   }
-  ms.sort((a, b) => a - b);
-  const q = (p: number) => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))]!.toFixed(2);
+  const q = (xs: number[], p: number) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+  };
   console.log(
-    `${n} sequential appends (100 B, 3 nodes, leader ${leader}): p50 ${q(0.5)} ms  p90 ${q(0.9)} ms  p99 ${q(0.99)} ms  max ${ms[ms.length - 1]!.toFixed(2)} ms`,
+    `${n} sequential appends (100 B, 3 nodes, leader ${leader}): p50 ${q(ms, 0.5).toFixed(2)} ms  ` +
+      `p90 ${q(ms, 0.9).toFixed(2)} ms  p99 ${q(ms, 0.99).toFixed(2)} ms  max ${q(ms, 1).toFixed(2)} ms`,
+  );
+  console.log(
+    `baseline, NodeStatus round trip to the same node: p50 ${q(rtt, 0.5).toFixed(2)} ms  p99 ${q(rtt, 0.99).toFixed(2)} ms` +
+      `  (append p50 = ${(q(ms, 0.5) / q(rtt, 0.5)).toFixed(1)}x a bare round trip)`,
   );
 } finally {
   await c.stopAll();
