@@ -83,8 +83,12 @@ export class SegmentGroupStore implements GroupStore {
     if (possibleLoss !== undefined) {
       // Storage cut the log at damage: entries this node acknowledged may be gone. The node
       // must catch up from a leader past everything it may have acknowledged: at least the
-      // kept prefix and the commit index it had recorded.
-      lost = Math.max(lost ?? 0, possibleLoss, hs.commit);
+      // kept prefix and the commit index it had recorded. When the damage took both (an
+      // unreadable hard state or manifest: nothing left to say how far it was), at least
+      // entry 1, as for a wiped disk: 0 would mean "nothing to repair", and the node would
+      // vote with a log it knows is not what it acknowledged. (Even so the extent of the
+      // loss is unknown; see the simulator's open findings.)
+      lost = Math.max(lost ?? 0, possibleLoss, hs.commit, 1);
       await writeFileAtomic(this.fs, this.repairPath, utf8.encode(String(lost)));
     }
     let snapshot: SnapshotMeta | undefined;
