@@ -21,7 +21,7 @@ export {
   type WorkloadOptions,
 } from './options.js';
 export { MAX_SEED } from './random.js';
+export { renderReport } from './report.js';
 export { DeterminismError } from './sandbox.js';
 export type { ServiceModel, ServiceRecord } from './service.js';
-export { renderReport } from './report.js';
 export { type SimResult, type SimStats, type SimulateInput, simulate, type Violation } from './simulate.js';

@@ -43,6 +43,8 @@ export class Nemesis {
   private readonly paused = new Map<number, FaultSpan>();
   private readonly readFaults = new Map<number, FaultSpan>();
   private membershipBusy = false;
+  /** Nodes an operator asked to remove (whatever the answer). */
+  private readonly removing = new Set<number>();
   private flapping = false;
   strikes = 0;
 
@@ -402,13 +404,20 @@ export class Nemesis {
       const spares = [...w.cluster.nodes.keys()].filter(
         (id) => !w.members.has(id) && !w.removed.has(id) && w.cluster.get(id).generation === 0,
       );
-      const members = w.memberList();
+      // Nodes whose removal was asked may be on their way out even if no answer came back.
+      const members = w.memberList().filter((id) => !this.removing.has(id));
       const faulty = new Set(w.options.nemesis.faultyNodes);
-      // A removal must leave the faulty disks a minority, and at least two members.
+      // A removal must leave enough members for every partition to move rather than shrink
+      // (a shrunk group could have the faulty disk as half of it), and the faulty disks a
+      // minority of the members.
+      const maxReplicas = Math.max(
+        Math.min(3, w.options.nodes),
+        ...w.options.streams.map((s) => s.replicationFactor),
+      );
       const removable = members.filter((id) => {
         const rest = members.filter((m) => m !== id);
         const faultyLeft = rest.filter((m) => faulty.has(m)).length;
-        return rest.length >= 2 && faultyLeft <= Math.floor((rest.length - 1) / 2);
+        return rest.length >= Math.max(2, maxReplicas) && faultyLeft <= Math.floor((rest.length - 1) / 2);
       });
       if (spares.length > 0 && (removable.length === 0 || w.rng.chance(0.6))) {
         const id = spares[0]!;
@@ -421,6 +430,7 @@ export class Nemesis {
         w.timeline.faultEnd(span);
       } else if (removable.length > 0 && members.length >= 3) {
         const id = w.rng.pick(removable);
+        this.removing.add(id);
         const span = w.timeline.faultStart('membership', `remove node ${id}`, [id]);
         const ok = await this.admin(`remove node ${id}`, (n) => n.removeNode(id));
         if (ok) {
