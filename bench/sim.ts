@@ -1,7 +1,8 @@
 // `npm run bench -- sim [--seconds=N] [--seeds=K]`: how fast the simulator runs a cluster.
 // A 5-node cluster under faults (network loss, duplication, delay, partitions, crashes,
-// pauses, power loss) with the default workload, for N simulated seconds of faults, over
-// K seeds; reported as simulated seconds per wall-clock second and events per second.
+// pauses, power loss, leadership transfers) with a fixed workload (FIXED below), for N
+// simulated seconds of faults, over K seeds; reported as simulated seconds per wall-clock
+// second and events per second.
 // Baseline (same run): the same seeds with no faults at all, so the ratio shows what the
 // faults cost (recoveries, elections, retries) against the calm cluster.
 import { performance } from 'node:perf_hooks';
@@ -20,6 +21,27 @@ const FAULTS: FaultName[] = [
   'transfer',
 ];
 
+/**
+ * What the seed would otherwise pick and that sets the pace (ticks, workload, streams) is
+ * fixed, so that runs of the benchmark compare: the default Raft timing of a node, three
+ * clients, two streams of two partitions on three replicas each.
+ */
+const FIXED = {
+  nodes: 5,
+  tickMs: 50,
+  electionTicks: 10,
+  heartbeatTicks: 2,
+  streams: [0, 1].map((i) => ({
+    name: `s${i}`,
+    partitions: 2,
+    replicationFactor: 3,
+    compacted: false,
+    retentionBytes: 0,
+    segmentBytes: 0,
+  })),
+  workload: { clients: 3, thinkMs: 20, valueBytes: 100, maxRecordsPerAppend: 3 },
+};
+
 interface Totals {
   simulatedMs: number;
   wallMs: number;
@@ -31,7 +53,7 @@ async function measure(seeds: number[], seconds: number, faults: FaultName[]): P
   const t: Totals = { simulatedMs: 0, wallMs: 0, events: 0, operations: 0 };
   for (const seed of seeds) {
     const started = performance.now();
-    const r: SimResult = await simulate({ seed, nodes: 5, timeMs: seconds * 1000, faults });
+    const r: SimResult = await simulate({ ...FIXED, seed, timeMs: seconds * 1000, faults });
     t.wallMs += performance.now() - started;
     if (!r.passed)
       throw new Error(`bench sim: seed ${seed} failed: ${r.violation?.property}: ${r.violation?.message}`);
@@ -76,9 +98,9 @@ export async function run(flags: string[]): Promise<SuiteResult> {
       { name: 'events per s, faults / no faults (same run)', value: rate(faulty) / rate(calm) },
       { name: 'simulated / wall time, faults / no faults (same run)', value: speed(faulty) / speed(calm) },
     ],
-    settings: { seconds, seeds, faults: FAULTS, nodes: 5, ...machine() },
+    settings: { seconds, seeds, faults: FAULTS, ...FIXED, ...machine() },
     notes: [
-      'Each seed also picks the workload, timeouts, streams, disk and network latencies (swarm testing), ' +
+      'Each seed still picks the network and disk latencies, segment sizes and the workload mix (swarm testing); ' +
         'the same seeds for both rows; the wall time includes the setup and the liveness and check phases.',
     ],
   };
