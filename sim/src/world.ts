@@ -138,7 +138,7 @@ export class World {
     return this.rng.pick([...this.members].sort((a, b) => a - b));
   }
 
-  /** Members that are not being kept down by a fault (the liveness phase restarts the rest). */
+  /** The members, sorted (up or down: the liveness phase restarts the ones that are down). */
   memberList(): number[] {
     return [...this.members].sort((a, b) => a - b);
   }
