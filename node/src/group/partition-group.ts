@@ -286,8 +286,11 @@ export class PartitionGroup implements GroupMachine {
     // Built from the applied state plus every entry after it in the log, then extended with
     // entries appended since (the leader's log is never truncated while it leads, so this
     // stays exact until leadership ends).
-    const tail = this.tail ?? this.state.clone();
     const store = this.group.store;
+    // A tail built before a snapshot compacted the log past it cannot be extended (the
+    // entries are gone); the applied state is at least at the snapshot: start from it.
+    let tail = this.tail;
+    if (tail === null || tail.appliedIndex < store.firstIndex() - 1) tail = this.state.clone();
     for (let lo = tail.appliedIndex + 1, hi = store.lastIndex() + 1; lo < hi; ) {
       const entries = store.entries(lo, hi, 4 << 20);
       for (const e of entries) this.applyTo(tail, e);
