@@ -3,7 +3,7 @@
 // follows NOT_LEADER redirects. Every process it starts is stopped by PID — in `stopAll()`
 // (call it in `finally`) and, should a test crash, when this process exits.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -169,9 +169,41 @@ export class ProcessCluster {
     return child;
   }
 
+  /**
+   * Starts the initial members. Ports are checked free before the nodes bind them, so a test
+   * running beside this one can take one in between: a start that fails with EADDRINUSE
+   * starts over on new ports (bounded). Other failures are printed here, because uvu does
+   * not report an error thrown by a `before` hook.
+   */
   async startAll(): Promise<void> {
-    for (const id of this.initial) await this.allocate(id);
-    await Promise.all(this.initial.map((id) => this.start(id)));
+    for (let attempt = 1; ; attempt++) {
+      for (const id of this.initial) await this.allocate(id);
+      const results = await Promise.allSettled(this.initial.map((id) => this.start(id)));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed === undefined) return;
+      const inUse = this.initial.some((id) => this.logTail(id).includes('EADDRINUSE'));
+      await Promise.all(this.initial.map((id) => this.kill(id)));
+      if (!inUse || attempt === 3) {
+        console.error(`cluster start failed: ${String(failed.reason)}`);
+        for (const id of this.initial) console.error(`--- node ${id} log ---\n${this.logTail(id)}`);
+        throw failed.reason;
+      }
+      for (const id of this.initial) {
+        this.ports.delete(id);
+        rmSync(this.dataDir(id), { recursive: true, force: true });
+        rmSync(this.logFile(id), { force: true });
+      }
+    }
+  }
+
+  /** The last lines of a node's log (empty if it has none yet). */
+  logTail(id: number, bytes = 4000): string {
+    try {
+      const text = readFileSync(this.logFile(id), 'utf8');
+      return text.slice(-bytes);
+    } catch {
+      return '';
+    }
   }
 
   /** SIGKILL: no shutdown at all (what a crash or power loss looks like to the process). */
