@@ -29,6 +29,7 @@ import {
 import { fromServiceError } from '../../src/api/grpc-errors.js';
 import { callUnary } from '../../src/api/grpc-service.js';
 import { CairnError } from '../../src/errors.js';
+import { eventually, sleep } from './wait.js';
 
 const CAIRN = fileURLToPath(new URL('../../../../bin/cairn.js', import.meta.url));
 
@@ -58,8 +59,6 @@ export async function freePort(): Promise<number> {
     if (ok) return port;
   }
 }
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface NodePorts {
   api: number;
@@ -379,18 +378,4 @@ export class ProcessCluster {
   }
 }
 
-/** Polls `fn` until it returns without throwing, for up to `ms`. */
-export async function eventually<T>(fn: () => Promise<T> | T, ms = 10_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${what} not met within ${ms} ms: ${(last as Error)?.message ?? last}`);
-    await sleep(50);
-  }
-}
+export { eventually, sleep };
