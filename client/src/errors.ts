@@ -10,22 +10,8 @@ import { ErrorCode, ErrorDetailSchema } from '../../proto/gen/cairn/v1/cairn_pb.
 /** The trailing metadata key that carries an ErrorDetail message. */
 export const ERROR_DETAIL_KEY = 'cairn-error-bin';
 
-export type CairnErrorCode =
-  | 'NOT_LEADER'
-  | 'STREAM_NOT_FOUND'
-  | 'OFFSET_OUT_OF_RANGE'
-  | 'EXPECTED_OFFSET_MISMATCH'
-  | 'DUPLICATE_SEQUENCE'
-  | 'OUT_OF_ORDER_SEQUENCE'
-  | 'RECORD_TOO_LARGE'
-  | 'CORRUPT_BATCH'
-  | 'UNAVAILABLE'
-  | 'INVALID_REQUEST'
-  | 'STREAM_EXISTS'
-  | 'PRODUCER_FENCED'
-  | 'LIMIT_EXCEEDED'
-  | 'TIMEOUT'
-  | 'INTERNAL';
+/** The public ErrorCode names of the proto (its generated enum is the one list). */
+export type CairnErrorCode = Exclude<keyof typeof ErrorCode, 'ERROR_CODE_UNSPECIFIED'>;
 
 /**
  * The facts an error carries (ErrorDetail in the proto). Offsets are -1 and ids 0 when the
@@ -80,23 +66,14 @@ export class CairnClientError extends Error {
   }
 }
 
-const codeNames = new Map<number, CairnErrorCode>([
-  [ErrorCode.NOT_LEADER, 'NOT_LEADER'],
-  [ErrorCode.STREAM_NOT_FOUND, 'STREAM_NOT_FOUND'],
-  [ErrorCode.OFFSET_OUT_OF_RANGE, 'OFFSET_OUT_OF_RANGE'],
-  [ErrorCode.EXPECTED_OFFSET_MISMATCH, 'EXPECTED_OFFSET_MISMATCH'],
-  [ErrorCode.DUPLICATE_SEQUENCE, 'DUPLICATE_SEQUENCE'],
-  [ErrorCode.OUT_OF_ORDER_SEQUENCE, 'OUT_OF_ORDER_SEQUENCE'],
-  [ErrorCode.RECORD_TOO_LARGE, 'RECORD_TOO_LARGE'],
-  [ErrorCode.CORRUPT_BATCH, 'CORRUPT_BATCH'],
-  [ErrorCode.UNAVAILABLE, 'UNAVAILABLE'],
-  [ErrorCode.INVALID_REQUEST, 'INVALID_REQUEST'],
-  [ErrorCode.STREAM_EXISTS, 'STREAM_EXISTS'],
-  [ErrorCode.PRODUCER_FENCED, 'PRODUCER_FENCED'],
-  [ErrorCode.LIMIT_EXCEEDED, 'LIMIT_EXCEEDED'],
-  [ErrorCode.TIMEOUT, 'TIMEOUT'],
-  [ErrorCode.INTERNAL, 'INTERNAL'],
-]);
+const codeNames = new Map<number, CairnErrorCode>(
+  Object.entries(ErrorCode)
+    .filter(
+      (e): e is [CairnErrorCode, ErrorCode] =>
+        typeof e[1] === 'number' && e[1] !== ErrorCode.ERROR_CODE_UNSPECIFIED,
+    )
+    .map(([name, value]) => [value, name]),
+);
 
 /** An int64 fact as a number; facts beyond 2^53 cannot occur for offsets (see core-wasm). */
 const num = (v: bigint): number => Number(v);

@@ -20,7 +20,7 @@ import { isAddress, isNodeId, type NodeConfig } from './config.js';
 import { asCairnError, CairnError, invalidRequest, limitExceeded, notLeader, unavailable } from './errors.js';
 import { MetadataGroup } from './group/metadata-group.js';
 import { PartitionGroup } from './group/partition-group.js';
-import { type GroupMachine, RaftGroup } from './group/raft-group.js';
+import { type ApplyObserver, type GroupMachine, RaftGroup } from './group/raft-group.js';
 import { GroupRuntime } from './group/runtime.js';
 import type { GroupStore, OpenedState } from './group/store.js';
 import type {
@@ -87,6 +87,8 @@ export interface CairnNodeOptions {
   /** Batch bytes served by Read and Subscribe. */
   onRead?(bytes: number): void;
   onPersist?(seconds: number): void;
+  /** Sees every entry the node's groups apply, in order (the simulator's state-machine-safety check). */
+  applyObserver?: ApplyObserver;
 }
 
 /** Leader duties run every this many ticks. */
@@ -121,6 +123,7 @@ export class CairnNode implements NodeApi {
       tickMs: o.config.raft.tickMs,
       onFatal: (err) => this.fatal(err),
       onPersist: o.onPersist,
+      observer: o.applyObserver,
       beforeProcess: () => {
         for (const p of this.partitions.values()) p.drain();
       },
@@ -263,11 +266,15 @@ export class CairnNode implements NodeApi {
   private async reconcileGroups(): Promise<void> {
     const state = this.meta.state;
     if (state.clusterId === '') return; // not caught up with group 0 yet
+    // A group with data here starts too, even if the catalog has moved it away: until the
+    // move completes this node may still be one of its voters (the group then stops below
+    // once its own configuration no longer has this node).
+    const onDisk = new Set(await this.o.stores.list());
     for (const s of state.streamList()) {
       for (let i = 0; i < s.partitions.length; i++) {
         const p = s.partitions[i]!;
         if (
-          p.replicas.includes(this.id) &&
+          (p.replicas.includes(this.id) || onDisk.has(p.groupId)) &&
           !this.partitions.has(p.groupId) &&
           !this.starting.has(p.groupId)
         ) {

@@ -3,22 +3,10 @@
 // needs to act on it. The mapping to gRPC status codes lives in api/grpc-errors.ts, and
 // nowhere else.
 
-export type ErrorCodeName =
-  | 'NOT_LEADER'
-  | 'STREAM_NOT_FOUND'
-  | 'OFFSET_OUT_OF_RANGE'
-  | 'EXPECTED_OFFSET_MISMATCH'
-  | 'DUPLICATE_SEQUENCE'
-  | 'OUT_OF_ORDER_SEQUENCE'
-  | 'RECORD_TOO_LARGE'
-  | 'CORRUPT_BATCH'
-  | 'UNAVAILABLE'
-  | 'INVALID_REQUEST'
-  | 'STREAM_EXISTS'
-  | 'PRODUCER_FENCED'
-  | 'LIMIT_EXCEEDED'
-  | 'TIMEOUT'
-  | 'INTERNAL';
+import type { ErrorCode } from '../../proto/gen/cairn/v1/cairn_pb.js';
+
+/** The public ErrorCode names of the proto (its generated enum is the one list). */
+export type ErrorCodeName = Exclude<keyof typeof ErrorCode, 'ERROR_CODE_UNSPECIFIED'>;
 
 /** The facts an error may carry; which ones depends on the code (see ErrorDetail in the proto). */
 export interface ErrorFacts {

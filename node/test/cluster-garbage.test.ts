@@ -1,11 +1,12 @@
 // A peer that sends garbage, oversized or malformed frames is disconnected and logged; the
 // node process keeps serving.
-import * as grpc from '@grpc/grpc-js';
+
 import { Packr } from 'msgpackr';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeFrame } from '../src/peer/frame.js';
 import { ProcessCluster } from './support/procs.js';
+import { rawPeer } from './support/raw-peer.js';
 import { checkReplicas, Producer } from './support/workload.js';
 
 const MiB = 1024 * 1024;
@@ -16,21 +17,6 @@ const limits = [
   ['--max-request-bytes', 2 * MiB],
   ['--snapshot-chunk-bytes', MiB / 2],
 ].flatMap(([k, v]) => [String(k), String(v)]);
-
-function rawPeer(address: string) {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  const call = client.makeBidiStreamRequest<Buffer, Buffer>(
-    '/cairn.peer.v1.Peer/Connect',
-    (b) => b,
-    (b) => b,
-  );
-  const closed = new Promise<string>((resolve) => {
-    call.on('error', (e: grpc.ServiceError) => resolve(grpc.status[e.code]!));
-    call.on('end', () => resolve('end'));
-  });
-  call.on('data', () => {});
-  return { client, call, closed };
-}
 
 test('garbage, oversized and malformed peer frames are refused; the node keeps serving', async () => {
   const c = new ProcessCluster([1, 2, 3], limits);

@@ -1,4 +1,3 @@
-import * as grpc from '@grpc/grpc-js';
 import { Packr } from 'msgpackr';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -7,6 +6,9 @@ import { encodeFrame, type GroupMessages, type MessageValidator } from '../src/p
 import { GrpcTransport } from '../src/peer/grpc-transport.js';
 import { realClock } from '../src/seams/clock.js';
 import { seededRandom } from '../src/seams/random.js';
+import { rawPeer } from './support/raw-peer.js';
+
+const rawPeerAt = (port: number) => rawPeer(`127.0.0.1:${port}`);
 
 type Ping = { type: 'ping'; n: number; pad?: string };
 const isPing: MessageValidator = (m) =>
@@ -64,21 +66,6 @@ async function exchange(
   }
 }
 
-function rawStream(port: number) {
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const call = client.makeBidiStreamRequest<Buffer, Buffer>(
-    '/cairn.peer.v1.Peer/Connect',
-    (b) => b,
-    (b) => b,
-  );
-  const closed = new Promise<string>((resolve) => {
-    call.on('error', (e: grpc.ServiceError) => resolve(grpc.status[e.code]!));
-    call.on('end', () => resolve('end'));
-  });
-  call.on('data', () => {});
-  return { client, call, closed };
-}
-
 test('two nodes exchange frames both ways over one stream, and reconnect after a restart', async () => {
   const a = await start(1);
   let b = await start(2);
@@ -108,23 +95,23 @@ test('garbage, oversized, mistyped and foreign-cluster frames are disconnected; 
     b.setPeers(new Map([[1, `127.0.0.1:${a.port}`]]));
     await exchange(a, 1, b, 2, 1);
 
-    const garbage = rawStream(b.port);
+    const garbage = rawPeerAt(b.port);
     garbage.call.write(Buffer.from('this is not msgpack at all \xff\xfe'));
     assert.is(await garbage.closed, 'INVALID_ARGUMENT');
     garbage.client.close();
 
-    const huge = rawStream(b.port);
+    const huge = rawPeerAt(b.port);
     huge.call.write(Buffer.alloc(limits.maxPeerFrameBytes + 4096, 7));
     assert.is(await huge.closed, 'RESOURCE_EXHAUSTED');
     huge.client.close();
 
-    const foreign = rawStream(b.port);
+    const foreign = rawPeerAt(b.port);
     foreign.call.write(Buffer.from(encodeFrame({ kind: 'hello', from: 1, clusterId: 'other', to: 2 })));
     assert.is(await foreign.closed, 'INVALID_ARGUMENT');
     foreign.client.close();
 
     // A proper handshake, then a frame whose message is not a valid message.
-    const liar = rawStream(b.port);
+    const liar = rawPeerAt(b.port);
     liar.call.write(Buffer.from(encodeFrame({ kind: 'hello', from: 1, clusterId: 'c', to: 2 })));
     const packr = new Packr({ useRecords: false });
     liar.call.write(packr.pack([1, 1, 1, 'c', [[0, [{ type: 'ping', n: 'NaN' }]]]]));

@@ -39,7 +39,10 @@ export interface RaftOptions {
   maxInflightSnapshotChunks: number;
   /** Ticks without progress on a snapshot transfer before the leader resends from the acked offset. */
   snapshotStallTicks: number;
-  /** A learner may be promoted to voter only when its log is within this many entries of the leader's. */
+  /**
+   * A learner may be promoted to voter only when its log is within this many entries of the
+   * leader's (and holds every committed entry, whatever this is).
+   */
   promotionMaxLagEntries: number;
 }
 

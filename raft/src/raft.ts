@@ -379,7 +379,14 @@ export class RaftCore {
     if (typeof next === 'string') return reject('invalidChange', next);
     if (change.type === 'promote') {
       const pr = this.progress.get(change.node);
-      if (!pr || pr.match + this.opts.promotionMaxLagEntries < this.log.lastIndex())
+      // A new voter must hold every committed entry: otherwise a later single-server change
+      // (removing an old voter) could leave a committed entry on less than a quorum of the
+      // new configuration, and a minority of failed disks could then lose it.
+      if (
+        !pr ||
+        pr.match < this.log.committed ||
+        pr.match + this.opts.promotionMaxLagEntries < this.log.lastIndex()
+      )
         return reject('notCaughtUp');
     }
     const index = this.log.lastIndex() + 1;

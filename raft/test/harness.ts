@@ -29,6 +29,11 @@ interface PersistJob {
 }
 
 /** Bytes of the snapshot at (index, term): deterministic filler, so any copy can be checked. */
+/** A follower's acceptance of the leader's entries up to `index`: what a leader steps on to count a replica. */
+export function appendOk(from: NodeId, to: NodeId, term: number, index: number): Message {
+  return { type: 'appendResponse', term, from, to, index, reject: false, hintIndex: 0, hintTerm: 0 };
+}
+
 export function snapshotBytes(index: number, term: number, size: number): Uint8Array {
   const b = new Uint8Array(size);
   for (let i = 0; i < size; i++) b[i] = (index * 31 + term * 17 + i) & 0xff;

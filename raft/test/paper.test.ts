@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AppendMessage, Message, SnapshotMeta } from '../src/index.js';
 import { encodeConfState, MemoryLog } from '../src/index.js';
-import { Cluster, entriesOf, Solo, text } from './harness.js';
+import { appendOk, Cluster, entriesOf, Solo, text } from './harness.js';
 
 const T = 10; // electionTimeoutTicks (the default)
 
@@ -51,16 +51,7 @@ test('§5.1 a follower that sees a higher term adopts it and forgets its vote', 
 test('§5.1 a leader or candidate that sees a higher term becomes a follower', () => {
   const l = new Solo(1, [1, 2, 3]);
   l.becomeLeader();
-  l.core.step({
-    type: 'appendResponse',
-    term: 9,
-    from: 2,
-    to: 1,
-    index: 0,
-    reject: false,
-    hintIndex: 0,
-    hintTerm: 0,
-  });
+  l.core.step(appendOk(2, 1, 9, 0));
   assert.is(l.core.currentRole, 'follower');
   assert.is(l.core.currentTerm, 9);
   const c = new Solo(1, [1, 2, 3]);
@@ -209,16 +200,7 @@ test('§5.3 the leader appends a proposal and sends it before its own write is d
   s.becomeLeader();
   // Followers answer the first probe (the no-op) and move to pipelined replication.
   for (const from of [2, 3]) {
-    s.core.step({
-      type: 'appendResponse',
-      term: 1,
-      from,
-      to: 1,
-      index: 1,
-      reject: false,
-      hintIndex: 0,
-      hintTerm: 0,
-    });
+    s.core.step(appendOk(from, 1, 1, 1));
   }
   s.take();
   const r = s.core.propose([new TextEncoder().encode('x')]);
@@ -238,16 +220,7 @@ test('§5.3 an entry commits once a majority holds it durably; the leader counts
   s.becomeLeader(); // the no-op at index 1 is persisted
   s.core.propose([new TextEncoder().encode('x')]);
   s.take(false); // index 2 handed to storage, not yet durable
-  s.core.step({
-    type: 'appendResponse',
-    term: 1,
-    from: 2,
-    to: 1,
-    index: 2,
-    reject: false,
-    hintIndex: 0,
-    hintTerm: 0,
-  });
+  s.core.step(appendOk(2, 1, 1, 2));
   assert.is(s.core.commitIndex, 1, 'leader (durable through 1) + follower 2: only index 1 has a majority');
   s.core.persisted(2, 1);
   assert.is(s.core.commitIndex, 2);
@@ -359,27 +332,9 @@ test('§5.4.2 a leader does not commit an entry of an earlier term by counting r
   log.append(entriesOf([1, 2]));
   const s = new Solo(1, [1, 2, 3], {}, { log, hardState: { term: 2, vote: 0, commit: 0 } });
   s.becomeLeader(); // term 3, no-op at index 3, durable
-  s.core.step({
-    type: 'appendResponse',
-    term: 3,
-    from: 2,
-    to: 1,
-    index: 2,
-    reject: false,
-    hintIndex: 0,
-    hintTerm: 0,
-  });
+  s.core.step(appendOk(2, 1, 3, 2));
   assert.is(s.core.commitIndex, 0, 'index 2 (term 2) is on a majority but not of this term');
-  s.core.step({
-    type: 'appendResponse',
-    term: 3,
-    from: 2,
-    to: 1,
-    index: 3,
-    reject: false,
-    hintIndex: 0,
-    hintTerm: 0,
-  });
+  s.core.step(appendOk(2, 1, 3, 3));
   assert.is(s.core.commitIndex, 3);
 });
 
@@ -642,16 +597,7 @@ test('§8 (thesis §6.4) a read waits until the leader has committed an entry of
   let rd = s.take();
   assert.equal(rd.reads, []);
   assert.equal(of(rd.messagesNow, 'heartbeat'), [], 'no round before the no-op commits');
-  s.core.step({
-    type: 'appendResponse',
-    term: 1,
-    from: 2,
-    to: 1,
-    index: 1,
-    reject: false,
-    hintIndex: 0,
-    hintTerm: 0,
-  });
+  s.core.step(appendOk(2, 1, 1, 1));
   rd = s.take();
   const hbs = of(rd.messagesNow, 'heartbeat');
   assert.equal(
@@ -663,16 +609,7 @@ test('§8 (thesis §6.4) a read waits until the leader has committed an entry of
 test('§8 (thesis §6.4) a read is served at the commit index once a quorum answers a heartbeat round', () => {
   const s = new Solo(1, [1, 2, 3]);
   s.becomeLeader();
-  s.core.step({
-    type: 'appendResponse',
-    term: 1,
-    from: 2,
-    to: 1,
-    index: 1,
-    reject: false,
-    hintIndex: 0,
-    hintTerm: 0,
-  });
+  s.core.step(appendOk(2, 1, 1, 1));
   s.take();
   s.core.readIndex(42);
   const hbs = of(s.take().messagesNow, 'heartbeat');
@@ -696,16 +633,7 @@ test('§8 (thesis §6.4) a follower forwards a read and serves it at the leader 
 test('§8 (thesis §6.4) reads pending on a leader fail when it loses leadership', () => {
   const s = new Solo(1, [1, 2, 3]);
   s.becomeLeader();
-  s.core.step({
-    type: 'appendResponse',
-    term: 1,
-    from: 2,
-    to: 1,
-    index: 1,
-    reject: false,
-    hintIndex: 0,
-    hintTerm: 0,
-  });
+  s.core.step(appendOk(2, 1, 1, 1));
   s.core.readIndex(3);
   s.take();
   s.core.step({ type: 'heartbeat', term: 2, from: 2, to: 1, commit: 0, readSeq: 0 });

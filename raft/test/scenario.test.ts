@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import type { AppendMessage, Message, SnapshotChunkMessage } from '../src/index.js';
 import { MemoryLog, RaftCore, RaftError } from '../src/index.js';
 import { createPrng } from '../src/prng.js';
-import { bytes, Cluster, entriesOf, Solo, snapshotBytes, termsOf, text } from './harness.js';
+import { appendOk, bytes, Cluster, entriesOf, Solo, snapshotBytes, termsOf, text } from './harness.js';
 
 const T = 10;
 
@@ -518,16 +518,7 @@ test('a driver that lost its snapshot reports it; the leader restarts the transf
 test('flow control: in-flight appends per follower are capped in messages and bytes; messages in size', () => {
   const s = new Solo(1, [1, 2], { maxInflightMsgs: 3, maxSizePerMsgBytes: 10, maxInflightBytes: 1000 });
   s.becomeLeader();
-  s.core.step({
-    type: 'appendResponse',
-    term: 1,
-    from: 2,
-    to: 1,
-    index: 1,
-    reject: false,
-    hintIndex: 0,
-    hintTerm: 0,
-  });
+  s.core.step(appendOk(2, 1, 1, 1));
   s.take();
   for (let i = 0; i < 20; i++) s.core.propose([bytes('12345')]); // 5 bytes each
   const appends = s.take().messagesNow.filter((m): m is AppendMessage => m.type === 'append');
@@ -537,16 +528,7 @@ test('flow control: in-flight appends per follower are capped in messages and by
     assert.ok(a.entries.reduce((n, e) => n + e.data.length, 0) <= 10);
   }
   // One acknowledgement frees one slot.
-  s.core.step({
-    type: 'appendResponse',
-    term: 1,
-    from: 2,
-    to: 1,
-    index: 3,
-    reject: false,
-    hintIndex: 0,
-    hintTerm: 0,
-  });
+  s.core.step(appendOk(2, 1, 1, 3));
   const more = s.take().messagesNow.filter((m): m is AppendMessage => m.type === 'append');
   assert.equal(
     more.map((a) => a.entries[0]!.index),
@@ -555,16 +537,7 @@ test('flow control: in-flight appends per follower are capped in messages and by
   // Bytes cap.
   const b = new Solo(1, [1, 2], { maxInflightMsgs: 100, maxSizePerMsgBytes: 10, maxInflightBytes: 25 });
   b.becomeLeader();
-  b.core.step({
-    type: 'appendResponse',
-    term: 1,
-    from: 2,
-    to: 1,
-    index: 1,
-    reject: false,
-    hintIndex: 0,
-    hintTerm: 0,
-  });
+  b.core.step(appendOk(2, 1, 1, 1));
   b.take();
   for (let i = 0; i < 20; i++) b.core.propose([bytes('12345')]);
   const byBytes = b.take().messagesNow.filter((m) => m.type === 'append');
@@ -578,16 +551,7 @@ test('flow control: proposals are refused past maxUncommittedBytes and accepted 
   const r = s.core.propose([bytes('12345678')]);
   assert.equal(r.ok ? '' : r.reason, 'overloaded');
   s.take();
-  s.core.step({
-    type: 'appendResponse',
-    term: 1,
-    from: 2,
-    to: 1,
-    index: 2,
-    reject: false,
-    hintIndex: 0,
-    hintTerm: 0,
-  });
+  s.core.step(appendOk(2, 1, 1, 2));
   assert.is(s.core.commitIndex, 2);
   assert.ok(s.core.propose([bytes('12345678')]).ok);
 });
@@ -759,27 +723,9 @@ test('bad input gets a typed error and changes nothing', () => {
 test('answers no correct peer could send are ignored by the leader', () => {
   const s = new Solo(1, [1, 2, 3]);
   s.becomeLeader();
-  s.core.step({
-    type: 'appendResponse',
-    term: 1,
-    from: 2,
-    to: 1,
-    index: 99,
-    reject: false,
-    hintIndex: 0,
-    hintTerm: 0,
-  });
+  s.core.step(appendOk(2, 1, 1, 99));
   assert.is(s.core.status().progress.find((p) => p.id === 2)?.match, 0);
-  s.core.step({
-    type: 'appendResponse',
-    term: 1,
-    from: 2,
-    to: 1,
-    index: 1,
-    reject: false,
-    hintIndex: 0,
-    hintTerm: 0,
-  });
+  s.core.step(appendOk(2, 1, 1, 1));
   s.take();
   s.core.readIndex(5);
   s.take();

@@ -14,7 +14,7 @@ import {
 } from '../src/index.js';
 import { Inflights } from '../src/progress.js';
 import { quorumValue } from '../src/quorum.js';
-import { bytes, Cluster, entriesOf, Solo } from './harness.js';
+import { appendOk, bytes, Cluster, entriesOf, Solo } from './harness.js';
 
 const isRaftError = (code: string) => (e: unknown) => e instanceof RaftError && e.code === code;
 
@@ -179,16 +179,7 @@ test('reads beyond maxPendingReads are refused as overloaded', () => {
 test('reportUnreachable moves a pipelining follower back to probing', () => {
   const s = new Solo(1, [1, 2]);
   s.becomeLeader();
-  s.core.step({
-    type: 'appendResponse',
-    term: 1,
-    from: 2,
-    to: 1,
-    index: 1,
-    reject: false,
-    hintIndex: 0,
-    hintTerm: 0,
-  });
+  s.core.step(appendOk(2, 1, 1, 1));
   assert.is(s.core.status().progress.find((p) => p.id === 2)?.state, 'replicate');
   s.core.reportUnreachable(2);
   assert.is(s.core.status().progress.find((p) => p.id === 2)?.state, 'probe');

@@ -3,6 +3,7 @@
 // for long runs (on a TTY only, on stderr, so stdout stays clean for pipes).
 import { parseArgs } from 'node:util';
 import { CairnClient, CairnClientError, type ClientOptions } from '../../../client/src/index.js';
+import type { Command } from './main.js';
 import { DEFAULT_SERVER } from './status.js';
 
 export const commonOptions = {
@@ -90,6 +91,78 @@ export async function runWith(
       return 1;
     }
     throw err;
+  }
+}
+
+export type Values = Record<string, string | boolean | undefined>;
+
+/** What a client command's body gets: its action (for commands that have them) and its flags. */
+export interface Invocation {
+  action: string | undefined;
+  values: Values;
+  positionals: string[];
+  json: boolean;
+}
+
+export interface ClientCommandSpec {
+  name: string;
+  summary: string;
+  usage: string;
+  /** The command's actions (`stream create|list|…`), the first argument; omitted when it has none. */
+  actions?: readonly string[];
+  /** The command's own flags (for an action, when given). */
+  options(action: string | undefined): Options;
+  run(inv: Invocation): Promise<number>;
+}
+
+/**
+ * A client command: the action and flags parsed the same way for every command, `--help`
+ * (and a missing action: exit 2) print the usage, errors go through `runWith`.
+ */
+export function clientCommand(spec: ClientCommandSpec): Command {
+  return {
+    summary: spec.summary,
+    async run(argv) {
+      let values: Values = {};
+      return runWith(
+        spec.name,
+        spec.usage,
+        async () => {
+          let action: string | undefined;
+          let rest = argv;
+          if (spec.actions !== undefined) {
+            [action, ...rest] = argv;
+            if (action === undefined || action === '--help' || action === '-h') {
+              console.log(spec.usage);
+              return action === undefined ? 2 : 0;
+            }
+            if (!spec.actions.includes(action)) throw new UsageError(`unknown action '${action}'`);
+          }
+          const parsed = parse(rest, spec.options(action));
+          values = parsed.values;
+          if (values['help']) {
+            console.log(spec.usage);
+            return 0;
+          }
+          return spec.run({ action, values, positionals: parsed.positionals, json: values['json'] === true });
+        },
+        values['json'] === true || argv.includes('--json'),
+      );
+    },
+  };
+}
+
+/** Runs `body` with a client for the command's --server flags, and closes it after. */
+export async function withClient<T>(
+  values: Values,
+  body: (client: CairnClient) => Promise<T>,
+  extra: Partial<ClientOptions> = {},
+): Promise<T> {
+  const client = connect(values as CommonValues, extra);
+  try {
+    return await body(client);
+  } finally {
+    await client.close();
   }
 }
 

@@ -3,16 +3,14 @@
 import type { CairnClient, ConsumedRecord } from '../../../client/src/index.js';
 import {
   type CommonValues,
+  clientCommand,
   commonUsage,
   connect,
   intFlag,
   Progress,
-  parse,
   printable,
-  runWith,
   UsageError,
 } from './client-cli.js';
-import type { Command } from './main.js';
 
 const usage = `usage: cairn consume STREAM [options]
   Prints one record per line (its value; binary values as base64:…), from every partition
@@ -64,75 +62,63 @@ function format(r: ConsumedRecord, json: boolean, keys: boolean, offsets: boolea
   return line;
 }
 
-export const consumeCommand: Command = {
+export const consumeCommand = clientCommand({
+  name: 'consume',
   summary: 'print records of a stream (to its end, or --follow)',
-  async run(argv) {
-    let values: Record<string, string | boolean | undefined> = {};
-    return runWith(
-      'consume',
-      usage,
-      async () => {
-        let positionals: string[];
-        ({ values, positionals } = parse(argv, options));
-        if (values['help']) {
-          console.log(usage);
-          return 0;
-        }
-        if (positionals.length !== 1) throw new UsageError('consume takes one stream name');
-        const stream = positionals[0]!;
-        const json = values['json'] === true;
-        const keys = values['keys'] === true;
-        const offsets = values['offsets'] === true;
-        const follow = values['follow'] === true;
-        const count = values['count'] === undefined ? Number.POSITIVE_INFINITY : intFlag(values, 'count', 0);
-        const fromFlag = (values['from'] as string | undefined) ?? 'earliest';
-        let from: number | 'earliest' | 'latest';
-        if (fromFlag === 'earliest' || fromFlag === 'latest') from = fromFlag;
-        else from = intFlag(values, 'from', 0);
-        const client = connect(values as CommonValues);
-        const progress = new Progress('consumed');
-        const stop = new AbortController();
-        const onSignal = () => stop.abort();
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
-        try {
-          const info = await client.describeStream(stream);
-          const partitions =
-            values['partition'] === undefined
-              ? info.partitions.map((p) => p.partition)
-              : [intFlag(values, 'partition', 0)];
-          let printed = 0;
-          const emit = (r: ConsumedRecord): boolean => {
-            if (printed >= count) return false;
-            printed++;
-            progress.add(1, r.value?.length ?? 0);
-            process.stdout.write(`${format(r, json, keys, offsets)}\n`);
-            if (printed >= count) stop.abort();
-            return printed < count;
-          };
-          if (count > 0) {
-            await Promise.all(
-              partitions.map((p) =>
-                follow
-                  ? tail(client, stream, p, from, emit, stop.signal)
-                  : toEnd(client, stream, p, from, emit, stop.signal),
-              ),
-            );
-          }
-          progress.stop();
-          if (process.stderr.isTTY || progress.seconds() > 5) console.error(`consumed ${progress.summary()}`);
-          return 0;
-        } finally {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-          progress.stop();
-          await client.close();
-        }
-      },
-      values['json'] === true || argv.includes('--json'),
-    );
+  usage,
+  options: () => options,
+  async run({ values, positionals, json }) {
+    if (positionals.length !== 1) throw new UsageError('consume takes one stream name');
+    const stream = positionals[0]!;
+    const keys = values['keys'] === true;
+    const offsets = values['offsets'] === true;
+    const follow = values['follow'] === true;
+    const count = values['count'] === undefined ? Number.POSITIVE_INFINITY : intFlag(values, 'count', 0);
+    const fromFlag = (values['from'] as string | undefined) ?? 'earliest';
+    let from: number | 'earliest' | 'latest';
+    if (fromFlag === 'earliest' || fromFlag === 'latest') from = fromFlag;
+    else from = intFlag(values, 'from', 0);
+    const client = connect(values as CommonValues);
+    const progress = new Progress('consumed');
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      const info = await client.describeStream(stream);
+      const partitions =
+        values['partition'] === undefined
+          ? info.partitions.map((p) => p.partition)
+          : [intFlag(values, 'partition', 0)];
+      let printed = 0;
+      const emit = (r: ConsumedRecord): boolean => {
+        if (printed >= count) return false;
+        printed++;
+        progress.add(1, r.value?.length ?? 0);
+        process.stdout.write(`${format(r, json, keys, offsets)}\n`);
+        if (printed >= count) stop.abort();
+        return printed < count;
+      };
+      if (count > 0) {
+        await Promise.all(
+          partitions.map((p) =>
+            follow
+              ? tail(client, stream, p, from, emit, stop.signal)
+              : toEnd(client, stream, p, from, emit, stop.signal),
+          ),
+        );
+      }
+      progress.stop();
+      if (process.stderr.isTTY || progress.seconds() > 5) console.error(`consumed ${progress.summary()}`);
+      return 0;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      progress.stop();
+      await client.close();
+    }
   },
-};
+});
 
 /** Reads one partition from `from` up to its end as it is now. */
 async function toEnd(

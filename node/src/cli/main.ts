@@ -17,6 +17,8 @@ const commands: Record<string, () => Promise<Command>> = {
   consume: async () => (await import('./consume.js')).consumeCommand,
   node: async () => (await import('./membership.js')).nodeCommand,
   leader: async () => (await import('./leader.js')).leaderCommand,
+  // The simulator lives in sim/ (it imports node/, not the other way round): loaded only here.
+  sim: async () => (await import('../../../sim/src/cli.js')).simCommand,
 };
 
 async function help(): Promise<void> {

@@ -6,15 +6,13 @@ import { createInterface } from 'node:readline';
 import type { ProduceRecord, RecordPosition } from '../../../client/src/index.js';
 import {
   type CommonValues,
+  clientCommand,
   commonUsage,
   connect,
   intFlag,
   Progress,
-  parse,
-  runWith,
   UsageError,
 } from './client-cli.js';
-import type { Command } from './main.js';
 
 const usage = `usage: cairn produce STREAM [options]
   Appends one record per line of stdin (or of --file), and prints "PARTITION OFFSET" for
@@ -50,93 +48,81 @@ interface Pending {
   bytes: number;
 }
 
-export const produceCommand: Command = {
+export const produceCommand = clientCommand({
+  name: 'produce',
   summary: 'append records (lines of stdin or a file, or synthetic load)',
-  async run(argv) {
-    let values: Record<string, string | boolean | undefined> = {};
-    return runWith(
-      'produce',
-      usage,
-      async () => {
-        let positionals: string[];
-        ({ values, positionals } = parse(argv, options));
-        if (values['help']) {
-          console.log(usage);
-          return 0;
-        }
-        if (positionals.length !== 1) throw new UsageError('produce takes one stream name');
-        const stream = positionals[0]!;
-        const json = values['json'] === true;
-        const quiet = values['quiet'] === true;
-        const count = values['count'] === undefined ? undefined : intFlag(values, 'count', 0);
-        const size = intFlag(values, 'size', 100);
-        const partition = values['partition'] === undefined ? undefined : intFlag(values, 'partition', 0);
-        const key = values['key'] as string | undefined;
-        const separator = values['key-separator'] as string | undefined;
-        if (separator === '') throw new UsageError('--key-separator must not be empty');
-        if (key !== undefined && separator !== undefined)
-          throw new UsageError('give --key or --key-separator, not both');
-        if (count !== undefined && values['file'] !== undefined)
-          throw new UsageError('give --count or --file, not both');
-        const compression = (values['compression'] as string | undefined) ?? 'none';
-        if (!['none', 'lz4', 'gzip'].includes(compression))
-          throw new UsageError(`--compression must be none, lz4 or gzip`);
-        const client = connect(values as CommonValues, {
-          compression: compression as 'none' | 'lz4' | 'gzip',
-          lingerMs: intFlag(values, 'linger-ms', 0),
-        });
-        const progress = new Progress('produced', count ?? 0);
-        try {
-          const outstanding: Pending[] = [];
-          let first: RecordPosition | undefined;
-          let last: RecordPosition | undefined;
-          const settleOldest = async () => {
-            const p = outstanding.shift()!;
-            const pos = await p.done;
-            first ??= pos;
-            last = pos;
-            progress.add(1, p.bytes);
-            if (count === undefined && !quiet)
-              console.log(json ? JSON.stringify(pos) : `${pos.partition} ${pos.offset}`);
-          };
-          const send = async (record: ProduceRecord, bytes: number) => {
-            if (outstanding.length >= MAX_OUTSTANDING_APPENDS) await settleOldest();
-            const done = client.append(stream, record, partition === undefined ? {} : { partition });
-            // Failures surface in order through settleOldest; do not report them twice.
-            done.catch(() => {});
-            outstanding.push({ done, bytes });
-          };
-          if (count !== undefined) await synthetic(count, size, key, send);
-          else await lines(values['file'] as string | undefined, key, separator, send);
-          while (outstanding.length > 0) await settleOldest();
-          progress.stop();
-          const seconds = progress.seconds();
-          if (count !== undefined || quiet) {
-            const summary = {
-              records: progress.records,
-              bytes: progress.bytes,
-              seconds,
-              recordsPerSecond: progress.records / Math.max(seconds, 1e-3),
-              first,
-              last,
-            };
-            if (json && count !== undefined) console.log(JSON.stringify(summary));
-            const range =
-              first && last
-                ? `; offsets from ${first.partition}:${first.offset} to ${last.partition}:${last.offset}`
-                : '';
-            console.error(`produced ${progress.summary()}${range}`);
-          }
-          return 0;
-        } finally {
-          progress.stop();
-          await client.close();
-        }
-      },
-      values['json'] === true || argv.includes('--json'),
-    );
+  usage,
+  options: () => options,
+  async run({ values, positionals, json }) {
+    if (positionals.length !== 1) throw new UsageError('produce takes one stream name');
+    const stream = positionals[0]!;
+    const quiet = values['quiet'] === true;
+    const count = values['count'] === undefined ? undefined : intFlag(values, 'count', 0);
+    const size = intFlag(values, 'size', 100);
+    const partition = values['partition'] === undefined ? undefined : intFlag(values, 'partition', 0);
+    const key = values['key'] as string | undefined;
+    const separator = values['key-separator'] as string | undefined;
+    if (separator === '') throw new UsageError('--key-separator must not be empty');
+    if (key !== undefined && separator !== undefined)
+      throw new UsageError('give --key or --key-separator, not both');
+    if (count !== undefined && values['file'] !== undefined)
+      throw new UsageError('give --count or --file, not both');
+    const compression = (values['compression'] as string | undefined) ?? 'none';
+    if (!['none', 'lz4', 'gzip'].includes(compression))
+      throw new UsageError(`--compression must be none, lz4 or gzip`);
+    const client = connect(values as CommonValues, {
+      compression: compression as 'none' | 'lz4' | 'gzip',
+      lingerMs: intFlag(values, 'linger-ms', 0),
+    });
+    const progress = new Progress('produced', count ?? 0);
+    try {
+      const outstanding: Pending[] = [];
+      let first: RecordPosition | undefined;
+      let last: RecordPosition | undefined;
+      const settleOldest = async () => {
+        const p = outstanding.shift()!;
+        const pos = await p.done;
+        first ??= pos;
+        last = pos;
+        progress.add(1, p.bytes);
+        if (count === undefined && !quiet)
+          console.log(json ? JSON.stringify(pos) : `${pos.partition} ${pos.offset}`);
+      };
+      const send = async (record: ProduceRecord, bytes: number) => {
+        if (outstanding.length >= MAX_OUTSTANDING_APPENDS) await settleOldest();
+        const done = client.append(stream, record, partition === undefined ? {} : { partition });
+        // Failures surface in order through settleOldest; do not report them twice.
+        done.catch(() => {});
+        outstanding.push({ done, bytes });
+      };
+      if (count !== undefined) await synthetic(count, size, key, send);
+      else await lines(values['file'] as string | undefined, key, separator, send);
+      while (outstanding.length > 0) await settleOldest();
+      progress.stop();
+      const seconds = progress.seconds();
+      if (count !== undefined || quiet) {
+        const summary = {
+          records: progress.records,
+          bytes: progress.bytes,
+          seconds,
+          recordsPerSecond: progress.records / Math.max(seconds, 1e-3),
+          first,
+          last,
+        };
+        if (json && count !== undefined) console.log(JSON.stringify(summary));
+        const range =
+          first && last
+            ? `; offsets from ${first.partition}:${first.offset} to ${last.partition}:${last.offset}`
+            : '';
+        console.error(`produced ${progress.summary()}${range}`);
+      }
+      return 0;
+    } finally {
+      progress.stop();
+      await client.close();
+    }
   },
-};
+});
 
 async function synthetic(
   count: number,

@@ -283,8 +283,11 @@ export class PartitionGroup implements GroupMachine {
     // Built from the applied state plus every entry after it in the log, then extended with
     // entries appended since (the leader's log is never truncated while it leads, so this
     // stays exact until leadership ends).
-    const tail = this.tail ?? this.state.clone();
     const store = this.group.store;
+    // A tail built before a snapshot compacted the log past it cannot be extended (the
+    // entries are gone); the applied state is at least at the snapshot: start from it.
+    let tail = this.tail;
+    if (tail === null || tail.appliedIndex < store.firstIndex() - 1) tail = this.state.clone();
     for (let lo = tail.appliedIndex + 1, hi = store.lastIndex() + 1; lo < hi; ) {
       const entries = store.entries(lo, hi, 4 << 20);
       for (const e of entries) this.applyTo(tail, e);
@@ -428,8 +431,9 @@ export class PartitionGroup implements GroupMachine {
     if (decode && batches.length > 0) {
       records = decodeAll(this.o.core, batches).filter((r) => r.offset >= offset);
       if (maxRecords > 0 && records.length > maxRecords) {
+        // The last batch was cut: the reader continues right after the last record it got,
+        // not after the batch (it would skip the records left out).
         records = records.slice(0, maxRecords);
-        // Continue right after the last record returned, not after the batch it came from.
         next = records[records.length - 1]!.offset + 1;
       }
     }

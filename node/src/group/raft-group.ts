@@ -44,7 +44,16 @@ export interface GroupHost {
   /** Storage failed: the node cannot go on safely. */
   fatal(err: unknown): void;
   observePersist(seconds: number): void;
+  /** Sees every entry each group applies and every snapshot it restores (the simulator's checkers). */
+  readonly observer?: ApplyObserver;
   readonly log: Logger;
+}
+
+/** Observes what a node's groups apply, in order; it must not call back into the group. */
+export interface ApplyObserver {
+  applied(group: number, entry: Entry): void;
+  /** The group's state machine was replaced by snapshot `meta` (applied is now meta.index). */
+  restored(group: number, meta: SnapshotMeta): void;
 }
 
 /** The state machine side of a group. */
@@ -271,6 +280,7 @@ export class RaftGroup {
           const state = await this.store.installSnapshot(w.meta);
           if (this.stopped) return;
           this.machine.restore(w.meta, state);
+          this.host.observer?.restored(this.id, w.meta);
           this.failWaitersFrom(0, 'a snapshot replaced the log');
           this.appliedConf = w.meta.conf;
           this.advanceApplied(w.meta.index);
@@ -380,6 +390,7 @@ export class RaftGroup {
       throw new Error(`group ${this.id}: applying entry ${e.index} after ${this.appliedIndex}`);
     }
     const result = this.machine.apply(e);
+    this.host.observer?.applied(this.id, e);
     if (e.type === 'config') this.appliedConf = decodeConfState(e.data);
     const w = this.waiters.get(e.index);
     if (w !== undefined) {

@@ -11,7 +11,7 @@ import type { Logger } from '../ops/log.js';
 import type { GroupMessages } from '../peer/frame.js';
 import type { Clock } from '../seams/clock.js';
 import type { Transport } from '../seams/transport.js';
-import type { GroupHost, RaftGroup } from './raft-group.js';
+import type { ApplyObserver, GroupHost, RaftGroup } from './raft-group.js';
 
 export interface RuntimeOptions {
   nodeId: NodeId;
@@ -22,6 +22,8 @@ export interface RuntimeOptions {
   /** Storage failed under a group: the node must stop (it cannot promise durability). */
   onFatal(err: unknown): void;
   onPersist?(seconds: number): void;
+  /** Sees what the groups apply (the simulator's checkers). */
+  observer?: ApplyObserver;
   /** Work to do at the start of every turn before groups run (e.g. draining proposal queues). */
   beforeProcess?(): void;
 }
@@ -50,6 +52,7 @@ export class GroupRuntime {
       setTimer: (ms, fn) => opts.clock.setTimer(ms, fn),
       fatal: (err) => opts.onFatal(err),
       observePersist: (s) => opts.onPersist?.(s),
+      observer: opts.observer,
     };
     opts.transport.onReceive((from, groups) => this.receive(from, groups));
     opts.transport.onPeerChange?.((peer) => this.peerChanged(peer));

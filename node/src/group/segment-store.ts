@@ -11,6 +11,7 @@ import type { ConfState, HardState, LogWrite, SnapshotMeta } from '../../../raft
 import type { StoreProvider } from '../cairn-node.js';
 import type { Logger } from '../ops/log.js';
 import {
+  dirName,
   type FileSystem,
   FsError,
   GroupStorage,
@@ -62,7 +63,15 @@ export class SegmentGroupStore implements GroupStore {
   /** What storage (and the repair marker) say at open. */
   async opened(possibleLoss: number | undefined): Promise<OpenedState> {
     const s = this.storage;
-    const hs = s.hardState();
+    let hs = s.hardState();
+    // The log and the hard state are written in parallel and fsynced separately, so after
+    // a power loss the log may hold entries of a term the hard state never reached. Those
+    // entries were never acknowledged (acks wait for both), and no vote in that term was
+    // durable either (a vote is sent only once persisted): taking the log's term with no
+    // vote is what the node durably knows. (The Raft core refuses a log term beyond the
+    // hard state's.)
+    const lastTerm = s.term(s.lastIndex()) ?? 0;
+    if (lastTerm > hs.term) hs = { term: lastTerm, vote: 0, commit: hs.commit };
     const hardState = hs.term === 0 && hs.vote === 0 && hs.commit === 0 ? undefined : hs;
     let lost: number | undefined;
     const marker = await readFile(this.fs, this.repairPath);
@@ -73,8 +82,12 @@ export class SegmentGroupStore implements GroupStore {
     if (possibleLoss !== undefined) {
       // Storage cut the log at damage: entries this node acknowledged may be gone. The node
       // must catch up from a leader past everything it may have acknowledged: at least the
-      // kept prefix and the commit index it had recorded.
-      lost = Math.max(lost ?? 0, possibleLoss, hs.commit);
+      // kept prefix and the commit index it had recorded. When the damage took both (an
+      // unreadable hard state or manifest: nothing left to say how far it was), at least
+      // entry 1, as for a wiped disk: 0 would mean "nothing to repair", and the node would
+      // vote with a log it knows is not what it acknowledged. (Even so the extent of the
+      // loss is unknown; see the simulator's open findings.)
+      lost = Math.max(lost ?? 0, possibleLoss, hs.commit, 1);
       await writeFileAtomic(this.fs, this.repairPath, utf8.encode(String(lost)));
     }
     let snapshot: SnapshotMeta | undefined;
@@ -249,6 +262,9 @@ export function segmentStores(o: SegmentStoresOptions): StoreProvider {
       for (const d of [o.dataDir, groupsDir]) {
         if (!(await o.fs.exists(d))) {
           await o.fs.mkdir(d);
+          // A new directory's name is durable only once its parent is synced: without
+          // this, a power loss could take the whole data directory with it.
+          await o.fs.syncDir(dirName(d));
         }
       }
       await o.fs.syncDir(o.dataDir);

@@ -501,8 +501,12 @@ export class GroupStorage implements LogReader {
         w.term !== undefined &&
         w.index >= this.first &&
         (w.index > this.last || this.term(w.index) !== w.term);
+      // Without a term (sync()), the waiter wants what was handed over before it: entries
+      // truncated away since will never be durable, and it must not wait for them (it
+      // would wait forever, and every later sync behind it).
+      const index = w.term === undefined ? Math.min(w.index, this.last) : w.index;
       if (superseded) w.resolve(false);
-      else if (this.durableIndex >= w.index && this.hsDurableVersion >= w.hardStateVersion) w.resolve(true);
+      else if (this.durableIndex >= index && this.hsDurableVersion >= w.hardStateVersion) w.resolve(true);
       else still.push(w);
     }
     this.waiters = still;

@@ -110,17 +110,4 @@ export class InProcessCluster {
   }
 }
 
-export async function eventually<T>(fn: () => Promise<T> | T, ms = 5000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${what} not met within ${ms} ms: ${(last as Error)?.message ?? last}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { eventually } from './wait.js';

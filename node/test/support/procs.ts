@@ -3,7 +3,7 @@
 // follows NOT_LEADER redirects. Every process it starts is stopped by PID — in `stopAll()`
 // (call it in `finally`) and, should a test crash, when this process exits.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,7 @@ import {
 import { fromServiceError } from '../../src/api/grpc-errors.js';
 import { callUnary } from '../../src/api/grpc-service.js';
 import { CairnError } from '../../src/errors.js';
+import { eventually, sleep } from './wait.js';
 
 const CAIRN = fileURLToPath(new URL('../../../../bin/cairn.js', import.meta.url));
 
@@ -58,8 +59,6 @@ export async function freePort(): Promise<number> {
     if (ok) return port;
   }
 }
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface NodePorts {
   api: number;
@@ -169,9 +168,41 @@ export class ProcessCluster {
     return child;
   }
 
+  /**
+   * Starts the initial members. Ports are checked free before the nodes bind them, so a test
+   * running beside this one can take one in between: a start that fails with EADDRINUSE
+   * starts over on new ports (bounded). Other failures are printed here, because uvu does
+   * not report an error thrown by a `before` hook.
+   */
   async startAll(): Promise<void> {
-    for (const id of this.initial) await this.allocate(id);
-    await Promise.all(this.initial.map((id) => this.start(id)));
+    for (let attempt = 1; ; attempt++) {
+      for (const id of this.initial) await this.allocate(id);
+      const results = await Promise.allSettled(this.initial.map((id) => this.start(id)));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed === undefined) return;
+      const inUse = this.initial.some((id) => this.logTail(id).includes('EADDRINUSE'));
+      await Promise.all(this.initial.map((id) => this.kill(id)));
+      if (!inUse || attempt === 3) {
+        console.error(`cluster start failed: ${String(failed.reason)}`);
+        for (const id of this.initial) console.error(`--- node ${id} log ---\n${this.logTail(id)}`);
+        throw failed.reason;
+      }
+      for (const id of this.initial) {
+        this.ports.delete(id);
+        rmSync(this.dataDir(id), { recursive: true, force: true });
+        rmSync(this.logFile(id), { force: true });
+      }
+    }
+  }
+
+  /** The last lines of a node's log (empty if it has none yet). */
+  logTail(id: number, bytes = 4000): string {
+    try {
+      const text = readFileSync(this.logFile(id), 'utf8');
+      return text.slice(-bytes);
+    } catch {
+      return '';
+    }
   }
 
   /** SIGKILL: no shutdown at all (what a crash or power loss looks like to the process). */
@@ -347,18 +378,4 @@ export class ProcessCluster {
   }
 }
 
-/** Polls `fn` until it returns without throwing, for up to `ms`. */
-export async function eventually<T>(fn: () => Promise<T> | T, ms = 10_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${what} not met within ${ms} ms: ${(last as Error)?.message ?? last}`);
-    await sleep(50);
-  }
-}
+export { eventually, sleep };
