@@ -78,7 +78,7 @@ export async function run(args: string[]): Promise<SuiteResult> {
           }),
         );
         // Everything the stream holds: the reset's record, the warm-up's and the measured ones.
-        if (only.includes('consume')) await measure(consume(cairn));
+        if (only.includes('consume')) await measure(consume(cairn, bytes));
       }
       if (only.includes('e2e')) {
         await cairn.reset('e2e');

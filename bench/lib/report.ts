@@ -7,7 +7,7 @@ const ms = (v: number) =>
   Number.isFinite(v) ? (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)) : '–';
 
 export function shapeLabel(s: ShapeResult): string {
-  return `${s.shape}, ${s.shape === 'consume' ? `~${Math.round(s.payloadBytes)}` : s.payloadBytes} B`;
+  return `${s.shape}, ${s.payloadBytes} B`;
 }
 
 export function shapeTable(title: string, shapes: ShapeResult[]): Table {

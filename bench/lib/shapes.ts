@@ -182,14 +182,16 @@ export async function endToEnd(
   }
 }
 
-/** Reads the current log back from its start to its end. */
-export async function consume(sys: LogSystem): Promise<ShapeResult> {
+/**
+ * Reads the current log back from its start to its end. `payloadBytes` is the size the
+ * log's records were written with (its label); MB/s counts the bytes actually read.
+ */
+export async function consume(sys: LogSystem, payloadBytes: number): Promise<ShapeResult> {
   const t0 = performance.now();
   const r = await sys.consume();
   const seconds = (performance.now() - t0) / 1000;
-  const lat = new Latencies();
   return {
-    ...result(sys, 'consume', r.records > 0 ? r.bytes / r.records : 0, r.records, seconds, lat, {}),
+    ...result(sys, 'consume', payloadBytes, r.records, seconds, new Latencies(), {}),
     mbPerSec: r.bytes / seconds / 1e6,
   };
 }
