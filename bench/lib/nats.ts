@@ -5,29 +5,53 @@
 // Durability. JetStream acknowledges a publish once the stream's Raft group has stored it
 // on a quorum, but by default its file store fsyncs only every 2 minutes
 // (`sync_interval`, default "2m"): an acknowledged message may be in no disk's stable
-// storage yet. `sync_interval: always` (fsync every write) exists from nats-server 2.10;
-// Debian bookworm ships 2.9.10, which refuses the field ("unknown field"). The cluster
-// probes for it: with a server that has it, the "sync always" variant runs; without, the
-// results say it could not be measured.
+// storage yet. The "sync" variant makes every write durable before it returns:
+//
+//   config  `jetstream { sync_interval: always }`, from nats-server 2.10 on;
+//   mount   for older servers (Debian bookworm ships 2.9.10, which refuses the field:
+//           "unknown field"), each store directory lives on an ext4 filesystem mounted
+//           with `-o sync` (Processes.syncDir): every write(2) of the server is then
+//           synchronous, the same durability by another route, at the cost of the
+//           filesystem's own journal commits.
+//
+// The cluster probes the binary for the option and picks the route; the results say which.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  AckPolicy,
+  type Consumer,
   connect,
   DeliverPolicy,
   type JetStreamClient,
   type JetStreamManager,
   type NatsConnection,
+  nanos,
   StorageType,
 } from 'nats';
 import { type Owned, type Processes, sleep } from './procs.js';
 import type { LogSystem } from './systems.js';
 
+/**
+ * How long a publish waits for its ack (the client's default is 5 s). With every write
+ * synchronous, a saturating producer's thousands of pipelined publishes queue for many
+ * seconds; they are slow, not lost, and the benchmark measures how slow.
+ */
+const PUBLISH_TIMEOUT_MS = 120_000;
+
+/** How long an idle ephemeral consumer lives on the server before it removes it. */
+const CONSUMER_INACTIVE_MS = 30_000;
+
+/** Size of each node's `-o sync` filesystem (sparse; the streams of one run stay far below it). */
+const SYNC_FS_MIB = 2048;
+
+/** How a cluster's file store makes writes durable. */
+export type NatsSync = 'default' | 'config' | 'mount';
+
 export interface NatsClusterOptions {
   /** The nats-server binary. */
   binary: string;
-  /** fsync every write (`sync_interval: always`); needs nats-server ≥ 2.10. */
-  syncAlways: boolean;
+  sync: NatsSync;
 }
 
 /** Whether this nats-server accepts `jetstream { sync_interval: always }` (checked with -t, a config test). */
@@ -53,21 +77,25 @@ export class NatsCluster {
   }
 
   async start(): Promise<void> {
-    const dir = this.procs.tempDir(`nats-bench${this.o.syncAlways ? '-sync' : ''}`);
+    const dir = this.procs.tempDir(`nats-bench${this.o.sync === 'default' ? '' : '-sync'}`);
     for (let i = 0; i < 3; i++)
       this.ports.push({ client: await this.procs.freePort(), cluster: await this.procs.freePort() });
     const routes = this.ports.map((p) => `nats-route://127.0.0.1:${p.cluster}`).join(', ');
     await Promise.all(
       this.ports.map(async (p, i) => {
         const conf = join(dir, `n${i + 1}.conf`);
+        const store =
+          this.o.sync === 'mount'
+            ? join(this.procs.syncDir(`nats-sync-n${i + 1}`, SYNC_FS_MIB), 'store')
+            : join(dir, `n${i + 1}`);
         writeFileSync(
           conf,
           [
             `server_name: n${i + 1}`,
             `listen: 127.0.0.1:${p.client}`,
             `jetstream {`,
-            `  store_dir: "${join(dir, `n${i + 1}`)}"`,
-            ...(this.o.syncAlways ? ['  sync_interval: always'] : []),
+            `  store_dir: "${store}"`,
+            ...(this.o.sync === 'config' ? ['  sync_interval: always'] : []),
             `}`,
             `cluster {`,
             `  name: bench`,
@@ -126,18 +154,23 @@ export class NatsSystem implements LogSystem {
 
   constructor(
     readonly servers: string[],
-    syncAlways: boolean,
+    sync: NatsSync,
   ) {
-    this.name = syncAlways ? 'nats (sync always)' : 'nats';
-    this.durability = syncAlways
-      ? 'acknowledged after the R3 stream stored it on a quorum, each write fsynced (sync_interval: always)'
-      : 'acknowledged after the R3 stream stored it on a quorum; fsync every 2 min (default sync_interval)';
+    this.name = sync === 'default' ? 'nats' : 'nats (sync always)';
+    this.durability = {
+      default:
+        'acknowledged after the R3 stream stored it on a quorum; fsync every 2 min (default sync_interval)',
+      config:
+        'acknowledged after the R3 stream stored it on a quorum, each write fsynced (sync_interval: always)',
+      mount:
+        'acknowledged after the R3 stream stored it on a quorum, each write synchronous: every store directory on an ext4 filesystem mounted `-o sync` (this nats-server has no sync_interval: always)',
+    }[sync];
   }
 
   async open(): Promise<void> {
     this.nc = await connect({ servers: this.servers, maxReconnectAttempts: 10 });
     this.jsm = await this.nc.jetstreamManager();
-    this.js = this.nc.jetstream();
+    this.js = this.nc.jetstream({ timeout: PUBLISH_TIMEOUT_MS });
   }
 
   async reset(label: string): Promise<void> {
@@ -162,21 +195,35 @@ export class NatsSystem implements LogSystem {
     await Promise.all(values.map((v) => this.js.publish(this.stream, v)));
   }
 
+  /**
+   * An ephemeral pull consumer without acks. Not the client's "ordered consumer"
+   * (`consumers.get(stream, opts)`): against nats-server 2.9 its `consume()` never
+   * resolves. Its `close()` never resolves either, so readers end with `stop()`.
+   */
+  private async pullConsumer(deliver: DeliverPolicy): Promise<Consumer> {
+    const ci = await this.jsm.consumers.add(this.stream, {
+      ack_policy: AckPolicy.None,
+      deliver_policy: deliver,
+      inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
+    });
+    return this.js.consumers.get(this.stream, ci.name);
+  }
+
   async subscribe(onRecord: (value: Uint8Array) => void): Promise<() => Promise<void>> {
-    const consumer = await this.js.consumers.get(this.stream, { deliver_policy: DeliverPolicy.New });
+    const consumer = await this.pullConsumer(DeliverPolicy.New);
     const messages = await consumer.consume({ max_messages: 1000 });
     const done = (async () => {
       for await (const m of messages) onRecord(m.data);
     })();
     return async () => {
-      await messages.close();
+      messages.stop();
       await done;
     };
   }
 
   async consume(): Promise<{ records: number; bytes: number }> {
     const records = (await this.jsm.streams.info(this.stream)).state.messages;
-    const consumer = await this.js.consumers.get(this.stream, { deliver_policy: DeliverPolicy.All });
+    const consumer = await this.pullConsumer(DeliverPolicy.All);
     const messages = await consumer.consume({ max_messages: 10_000 });
     let n = 0;
     let bytes = 0;
@@ -185,7 +232,7 @@ export class NatsSystem implements LogSystem {
       bytes += m.data.length;
       if (n >= records) break;
     }
-    await messages.close();
+    messages.stop();
     return { records: n, bytes };
   }
 

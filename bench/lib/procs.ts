@@ -3,8 +3,8 @@
 // grace period) and removes the temp directories. It runs from the suites' `finally`, and
 // also when this process exits, is interrupted (SIGINT/SIGTERM) or crashes, so nothing a
 // benchmark started outlives it. Nothing here ever signals a process it did not start.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,9 +44,15 @@ export class Processes {
   private readonly children = new Map<number, Owned>();
   private readonly dirs = new Set<string>();
   private readonly usedPorts = new Set<number>();
-  private readonly onExit = () => this.killAllNow();
+  /** Mount points of syncDir(), unmounted before the temp directories are removed. */
+  private readonly mounts: string[] = [];
+  private readonly onExit = () => {
+    this.killAllNow();
+    this.unmountAll();
+  };
   private readonly onSignal = (signal: NodeJS.Signals) => {
     this.killAllNow();
+    this.unmountAll();
     this.removeDirs();
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
@@ -62,6 +68,35 @@ export class Processes {
     const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
     this.dirs.add(dir);
     return dir;
+  }
+
+  /**
+   * A directory on a filesystem of its own on which every write is synchronous: a sparse
+   * image file in a temp directory, formatted ext4 and loop-mounted with `-o sync`, so
+   * each write(2) returns only once data and metadata are on the (loop) device, which
+   * passes the flush on to the backing file's disk. This is how a server that cannot be
+   * told to fsync every write is measured with every write durable. Needs root (mount);
+   * unmounted by cleanup(), or lazily if this process exits first.
+   */
+  syncDir(prefix: string, sizeMiB: number): string {
+    const dir = this.tempDir(prefix);
+    const image = join(dir, 'fs.img');
+    const mnt = join(dir, 'mnt');
+    mkdirSync(mnt);
+    const run = (cmd: string, args: string[]) => {
+      const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
+      if (r.status !== 0)
+        throw new Error(
+          `${cmd} ${args.join(' ')} failed: ${(r.stderr || r.stdout || String(r.error)).trim()}`,
+        );
+    };
+    run('truncate', ['-s', `${sizeMiB}M`, image]);
+    // Eager inode-table and journal init: no background ext4lazyinit writes during a measurement.
+    run('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image]);
+    // `-o loop` attaches a free loop device with autoclear: it is detached at unmount.
+    run('mount', ['-o', 'loop,sync', image, mnt]);
+    this.mounts.push(mnt);
+    return mnt;
   }
 
   /** A loopback port that is free now and not handed out before by this run. */
@@ -144,6 +179,7 @@ export class Processes {
   /** Stops every child this run started (by PID) and removes its temp directories. */
   async cleanup(): Promise<void> {
     await Promise.all([...this.children.values()].map((p) => this.stop(p)));
+    this.unmountAll();
     this.removeDirs();
     process.off('exit', this.onExit);
     process.off('SIGINT', this.onSignal);
@@ -155,6 +191,13 @@ export class Processes {
       try {
         if (p.child.exitCode === null && p.child.signalCode === null) process.kill(p.pid, 'SIGKILL');
       } catch {}
+    }
+  }
+
+  /** Unmounts syncDir() filesystems; lazily (-l) when still busy, e.g. a child just SIGKILLed. */
+  private unmountAll(): void {
+    for (const m of this.mounts.splice(0)) {
+      if (spawnSync('umount', [m]).status !== 0) spawnSync('umount', ['-l', m]);
     }
   }
 
