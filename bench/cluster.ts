@@ -6,30 +6,33 @@
 //   saturating     `--sat-window` append calls in flight, each of `--sat-batch` records
 //   consume        the saturating run's log read back from offset 0
 //   end to end     append → seen by a subscriber, concurrency `--e2e-concurrency`
-//   recovery       restart of a follower on a `--recovery-mib` log; a wiped follower
+//   recovery       restart of a follower on a `--recovery-bytes` log; a wiped follower
 //                  re-synced from the leader (lib/recovery.ts)
 //
 // Flags (--name=value): seconds (per measurement, 3), warmup-seconds (1), payloads
 // (100,1024), concurrency (1,64), sat-batch (1000), sat-window (8), e2e-concurrency (1),
-// recovery-mib (1024; 0 skips recovery), shapes (closed,saturating,consume,e2e),
+// recovery-bytes (256MiB; the issue's figure is 1GiB, which takes minutes on this
+// 2-core machine; 0 skips recovery), shapes (closed,saturating,consume,e2e),
 // profile (CPU profiles of the three nodes and of this process: summaries in the notes,
 // files kept in a temp directory named there).
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CairnCluster, CairnSystem } from './lib/cairn.js';
+import { CairnCluster, CairnSystem, type NodeCounters } from './lib/cairn.js';
 import { formatSummary, startProfile, summarize } from './lib/cpuprofile.js';
 import { Flags } from './lib/flags.js';
 import { Processes } from './lib/procs.js';
 import { type RecoveryResult, recovery } from './lib/recovery.js';
-import { shapeChart, shapeTable } from './lib/report.js';
-import type { Ratio, Row, SuiteResult } from './lib/results.js';
+import { shapeChart, shapeLabel, shapeTable } from './lib/report.js';
+import type { Ratio, Row, SuiteResult, Table } from './lib/results.js';
 import { closedLoop, consume, endToEnd, type ShapeResult, saturating } from './lib/shapes.js';
 import { cairnVersions, logShape } from './lib/versions.js';
 
 /** Targets of issue 8 for Cairn alone. */
 export const SATURATING_TARGET_RECORDS_PER_SEC = 1_000_000;
 export const RESYNC_TARGET_MB_PER_SEC = 200;
+/** Log size of the recovery figures by default: a quarter of the issue's 1 GiB, to keep a run short. */
+export const RECOVERY_DEFAULT_BYTES = 256 * 2 ** 20;
 
 export async function run(args: string[]): Promise<SuiteResult> {
   const f = new Flags(args);
@@ -40,12 +43,13 @@ export async function run(args: string[]): Promise<SuiteResult> {
   const satBatch = f.number('sat-batch', 1000);
   const satWindow = f.number('sat-window', 8);
   const e2eConcurrency = f.number('e2e-concurrency', 1);
-  const recoveryMiB = f.number('recovery-mib', 1024);
+  const recoveryBytes = f.bytes('recovery-bytes', RECOVERY_DEFAULT_BYTES);
   const only = f.string('shapes', 'closed,saturating,consume,e2e').split(',');
   const profile = f.bool('profile');
 
   const procs = new Processes();
   const shapes: ShapeResult[] = [];
+  const inside: NodeActivity[] = [];
   const notes: string[] = [];
   let rec: RecoveryResult | undefined;
   try {
@@ -56,19 +60,29 @@ export async function run(args: string[]): Promise<SuiteResult> {
     await cluster.start();
     const stopClientProfile = profile ? await startProfile() : undefined;
     const cairn = new CairnSystem(cluster.servers);
-    const measure = async (p: Promise<ShapeResult>) => {
-      shapes.push(await p);
-      logShape(shapes.at(-1)!);
+    /** Runs a shape, with the nodes' write+fsync and append counters read around it. */
+    const measure = async (run: () => Promise<ShapeResult>) => {
+      const before = await cluster.scrape();
+      const t0 = performance.now();
+      const res = await run();
+      const seconds = (performance.now() - t0) / 1000;
+      const after = await cluster.scrape();
+      const info = await cairn.api.describeStream(cairn.currentStream);
+      shapes.push(res);
+      logShape(res);
+      inside.push(nodeActivity(shapeLabel(res), info.partitions[0]!.leader, before, after, seconds));
     };
     try {
       for (const bytes of payloads) {
         for (const concurrency of only.includes('closed') ? concurrencies : []) {
           await cairn.reset(`c${concurrency}-${bytes}`);
-          await measure(closedLoop(cairn, { payloadBytes: bytes, concurrency, seconds, warmupSeconds }));
+          await measure(() =>
+            closedLoop(cairn, { payloadBytes: bytes, concurrency, seconds, warmupSeconds }),
+          );
         }
         if (!only.includes('saturating')) continue;
         await cairn.reset(`sat-${bytes}`);
-        await measure(
+        await measure(() =>
           saturating(cairn, {
             payloadBytes: bytes,
             batchRecords: satBatch,
@@ -78,11 +92,11 @@ export async function run(args: string[]): Promise<SuiteResult> {
           }),
         );
         // Everything the stream holds: the reset's record, the warm-up's and the measured ones.
-        if (only.includes('consume')) await measure(consume(cairn, bytes));
+        if (only.includes('consume')) await measure(() => consume(cairn, bytes));
       }
       if (only.includes('e2e')) {
         await cairn.reset('e2e');
-        await measure(
+        await measure(() =>
           endToEnd(cairn, {
             payloadBytes: payloads[0]!,
             concurrency: e2eConcurrency,
@@ -91,7 +105,7 @@ export async function run(args: string[]): Promise<SuiteResult> {
           }),
         );
       }
-      if (recoveryMiB > 0) rec = await recovery(cluster, cairn, recoveryMiB);
+      if (recoveryBytes > 0) rec = await recovery(cluster, cairn, recoveryBytes);
     } finally {
       await cairn.close();
       // SIGTERM: a graceful stop, so that profiling nodes write their profiles.
@@ -155,7 +169,14 @@ export async function run(args: string[]): Promise<SuiteResult> {
         unit: 's',
         notes: `spawn (--join) → applied the leader's last index; follower then holds ${(rec.followerBytesAfter / 1e6).toFixed(0)} MB`,
       },
-      { name: 're-sync rate', subject: 'cairn', value: resyncMBps, unit: 'MB/s' },
+      { name: 're-sync rate (spawn → caught up)', subject: 'cairn', value: resyncMBps, unit: 'MB/s' },
+      {
+        name: 're-sync rate, process start excluded',
+        subject: 'cairn',
+        value: rec.resyncBytes / 1e6 / ((rec.resyncMs - rec.restartEmptyMs) / 1000),
+        unit: 'MB/s',
+        notes: 'the empty-log restart time taken off: what the copy itself runs at',
+      },
     );
     ratios.push({ name: 're-sync MB/s / 200 MB/s', value: resyncMBps / RESYNC_TARGET_MB_PER_SEC, target: 1 });
   }
@@ -175,7 +196,8 @@ export async function run(args: string[]): Promise<SuiteResult> {
     },
     versions,
     notes,
-    tables: shapes.length > 0 ? [shapeTable('Cairn, 3 nodes on 127.0.0.1', shapes)] : [],
+    tables:
+      shapes.length > 0 ? [shapeTable('Cairn, 3 nodes on 127.0.0.1', shapes), activityTable(inside)] : [],
     svg:
       shapes.length > 0
         ? shapeChart({
@@ -188,6 +210,105 @@ export async function run(args: string[]): Promise<SuiteResult> {
             payloadBytes: payloads[0]!,
           })
         : undefined,
-    data: { shapes, recovery: rec },
+    data: { shapes, inside, recovery: rec },
+  };
+}
+
+/** What the nodes did during one shape (warm-up included), from their /metrics. */
+export interface NodeActivity {
+  shape: string;
+  leader: number;
+  /** Write+fsync rounds (group commits) per second on the leader, and their mean duration. */
+  leaderFsyncsPerSec: number;
+  leaderFsyncMs: number;
+  /** The same on the followers, averaged. */
+  followerFsyncsPerSec: number;
+  followerFsyncMs: number;
+  /** Append requests the leader answered per second, and per write+fsync round. */
+  appendsPerSec: number;
+  appendsPerFsync: number;
+  /** Batch bytes appended per leader write+fsync round. */
+  kibPerFsync: number;
+  /** Mean append latency inside the leader (arrival → acknowledgement), ms. */
+  leaderAppendMs: number;
+}
+
+export function nodeActivity(
+  shape: string,
+  leader: number,
+  before: Map<number, NodeCounters>,
+  after: Map<number, NodeCounters>,
+  seconds: number,
+): NodeActivity {
+  const delta = (id: number) => {
+    const a = after.get(id);
+    const b = before.get(id);
+    if (a === undefined || b === undefined) return undefined;
+    return {
+      persistCount: a.persistCount - b.persistCount,
+      persistSeconds: a.persistSeconds - b.persistSeconds,
+      appendCount: a.appendCount - b.appendCount,
+      appendSeconds: a.appendSeconds - b.appendSeconds,
+      apiBytesIn: a.apiBytesIn - b.apiBytesIn,
+    };
+  };
+  const l = delta(leader);
+  const followers = [...after.keys()].filter((id) => id !== leader).map(delta);
+  const f = followers.filter((x) => x !== undefined);
+  const fCount = f.reduce((n, x) => n + x.persistCount, 0);
+  const fSeconds = f.reduce((n, x) => n + x.persistSeconds, 0);
+  const div = (a: number, b: number) => (b > 0 ? a / b : Number.NaN);
+  return {
+    shape,
+    leader,
+    leaderFsyncsPerSec: div(l?.persistCount ?? 0, seconds),
+    leaderFsyncMs: div(1000 * (l?.persistSeconds ?? 0), l?.persistCount ?? 0),
+    followerFsyncsPerSec: div(fCount, seconds * Math.max(1, f.length)),
+    followerFsyncMs: div(1000 * fSeconds, fCount),
+    appendsPerSec: div(l?.appendCount ?? 0, seconds),
+    appendsPerFsync: div(l?.appendCount ?? 0, l?.persistCount ?? 0),
+    kibPerFsync: div((l?.apiBytesIn ?? 0) / 1024, l?.persistCount ?? 0),
+    leaderAppendMs: div(1000 * (l?.appendSeconds ?? 0), l?.appendCount ?? 0),
+  };
+}
+
+function activityTable(rows: NodeActivity[]): Table {
+  const n = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : '–');
+  return {
+    title: 'Inside the nodes during each shape (from their /metrics, warm-up included)',
+    header: [
+      'shape',
+      'leader',
+      'leader fsyncs/s',
+      'leader write+fsync ms',
+      'follower fsyncs/s',
+      'follower write+fsync ms',
+      'appends/s at leader',
+      'appends per fsync',
+      'KiB per fsync',
+      'append ms in leader',
+    ],
+    numeric: [
+      'leader fsyncs/s',
+      'leader write+fsync ms',
+      'follower fsyncs/s',
+      'follower write+fsync ms',
+      'appends/s at leader',
+      'appends per fsync',
+      'KiB per fsync',
+      'append ms in leader',
+    ],
+    rows: rows.map((r) => [
+      r.shape,
+      String(r.leader),
+      n(r.leaderFsyncsPerSec, 0),
+      n(r.leaderFsyncMs, 2),
+      n(r.followerFsyncsPerSec, 0),
+      n(r.followerFsyncMs, 2),
+      n(r.appendsPerSec, 0),
+      n(r.appendsPerFsync, 1),
+      n(r.kibPerFsync, 1),
+      n(r.leaderAppendMs, 2),
+    ]),
   };
 }

@@ -2,6 +2,7 @@
 // A suite is a module bench/<name>.ts exporting `run(args): Promise<SuiteResult>`.
 // With no suite named, every suite in SUITES runs in order.
 import { existsSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { type SuiteResult, saveResult } from './lib/results.js';
 
@@ -29,7 +30,8 @@ for (const name of suites) {
   }
   console.log(`\n== bench ${name}`);
   const mod = (await import(url.href)) as SuiteModule;
-  const result = await mod.run(flags);
+  const loadAverageAtStart = loadavg();
+  const result = { ...(await mod.run(flags)), loadAverageAtStart };
   const files = saveResult(name, result);
   console.log(`saved ${files.join(', ')}`);
 }

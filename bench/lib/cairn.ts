@@ -15,6 +15,8 @@ interface NodeSlot {
   id: number;
   api: number;
   peer: number;
+  /** Prometheus /metrics port: write+fsync (persist) and append counters for the benchmark's diagnostics. */
+  metrics: number;
   dataDir: string;
   logFile: string;
   proc: Owned | undefined;
@@ -35,7 +37,7 @@ export class CairnCluster {
     this.serveFlags = o.serveFlags ?? [];
     this.nodeArgs = o.nodeArgs ?? [];
     for (let id = 1; id <= (o.size ?? 3); id++)
-      this.nodes.push({ id, api: 0, peer: 0, dataDir: '', logFile: '', proc: undefined });
+      this.nodes.push({ id, api: 0, peer: 0, metrics: 0, dataDir: '', logFile: '', proc: undefined });
   }
 
   get servers(): string[] {
@@ -61,6 +63,7 @@ export class CairnCluster {
     for (const n of this.nodes) {
       n.api = await this.procs.freePort();
       n.peer = await this.procs.freePort();
+      n.metrics = await this.procs.freePort();
       n.dataDir = join(this.dir, `node-${n.id}`);
       n.logFile = join(this.dir, `node-${n.id}.log`);
     }
@@ -84,7 +87,7 @@ export class CairnCluster {
       '--peer-address',
       `127.0.0.1:${n.peer}`,
       '--metrics-address',
-      '',
+      `127.0.0.1:${n.metrics}`,
       '--members',
       o.join ? this.members([...others, id]) : this.members(this.nodes.map((x) => x.id)),
       ...(o.join ? ['--join'] : []),
@@ -120,6 +123,27 @@ export class CairnCluster {
     await Promise.all(this.nodes.map((n) => this.stopNode(n.id)));
   }
 
+  /**
+   * Each running node's counters from its /metrics: write+fsync rounds (one per group
+   * commit, every group of the node) and append requests, with their summed seconds, and
+   * record bytes appended through its API. Differences of two scrapes describe what the
+   * nodes did in between.
+   */
+  async scrape(): Promise<Map<number, NodeCounters>> {
+    const out = new Map<number, NodeCounters>();
+    await Promise.all(
+      this.nodes
+        .filter((n) => n.proc !== undefined)
+        .map(async (n) => {
+          const res = await fetch(`http://127.0.0.1:${n.metrics}/metrics`, {
+            signal: AbortSignal.timeout(5000),
+          });
+          out.set(n.id, parseCounters(await res.text()));
+        }),
+    );
+    return out;
+  }
+
   dataDir(id: number): string {
     return this.slot(id).dataDir;
   }
@@ -127,6 +151,29 @@ export class CairnCluster {
   pid(id: number): number | undefined {
     return this.slot(id).proc?.pid;
   }
+}
+
+export interface NodeCounters {
+  persistCount: number;
+  persistSeconds: number;
+  appendCount: number;
+  appendSeconds: number;
+  apiBytesIn: number;
+}
+
+/** The counters of NodeCounters from Prometheus text (unlabelled series; absent = 0). */
+export function parseCounters(text: string): NodeCounters {
+  const get = (name: string) => {
+    const m = new RegExp(`^${name} ([0-9.eE+-]+)$`, 'm').exec(text);
+    return m === null ? 0 : Number(m[1]);
+  };
+  return {
+    persistCount: get('cairn_persist_seconds_count'),
+    persistSeconds: get('cairn_persist_seconds_sum'),
+    appendCount: get('cairn_append_seconds_count'),
+    appendSeconds: get('cairn_append_seconds_sum'),
+    apiBytesIn: get('cairn_api_bytes_in_total'),
+  };
 }
 
 function logLength(path: string): number {

@@ -24,6 +24,16 @@ export class Flags {
     return v;
   }
 
+  /** A size in bytes: a number with an optional unit, `268435456`, `256MiB`, `1GiB`, `64KiB`. */
+  bytes(name: string, fallback: number): number {
+    const raw = this.raw(name);
+    const v = raw === undefined ? fallback : parseBytes(raw);
+    if (v === undefined)
+      throw new Error(`--${name} must be a size such as 268435456, 256MiB or 1GiB, not '${raw}'`);
+    this.used[name] = v;
+    return v;
+  }
+
   numbers(name: string, fallback: number[]): number[] {
     const raw = this.raw(name);
     const v = raw === undefined ? fallback : raw.split(',').map(Number);
@@ -44,4 +54,14 @@ export class Flags {
     this.used[name] = v;
     return v;
   }
+}
+
+const UNITS: Record<string, number> = { '': 1, B: 1, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30 };
+
+/** `256MiB` → 268435456; undefined when it is not a whole, non-negative size. */
+export function parseBytes(text: string): number | undefined {
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*(B|KiB|MiB|GiB)?$/.exec(text.trim());
+  if (m === null) return undefined;
+  const v = Number(m[1]) * UNITS[m[2] ?? '']!;
+  return Number.isSafeInteger(v) ? v : undefined;
 }

@@ -2,7 +2,7 @@
 //
 //   restart   a follower is SIGKILLed and started again on its data directory; the time
 //             from spawn to "ready" (every group's storage opened and recovered, the API
-//             listening) on a log of `mib` MiB, beside the same restart with an empty
+//             listening) on a log of `bytes` bytes, beside the same restart with an empty
 //             log measured just before (the process's own start-up cost).
 //   re-sync   a follower is SIGKILLed, its data directory deleted, and it is started
 //             again with --join; the time from spawn until its copy of the partition
@@ -47,7 +47,7 @@ export function segmentBytes(dir: string): number {
 export async function recovery(
   cluster: CairnCluster,
   cairn: CairnSystem,
-  mib: number,
+  bytes: number,
 ): Promise<RecoveryResult> {
   await cairn.reset('recovery');
   const client = cairn.api;
@@ -65,7 +65,7 @@ export async function recovery(
   // Fill the log.
   const value = new Uint8Array(RECORD_BYTES).fill(0x5a);
   const records = Array.from({ length: RECORDS_PER_CALL }, () => ({ value }));
-  const target = mib * 1024 * 1024;
+  const target = bytes;
   let written = 0;
   const t0 = performance.now();
   await Promise.all(

@@ -46,6 +46,8 @@ export interface SuiteResult {
   tables?: Table[];
   /** A chart, saved beside the markdown as <suite>-<date>.svg. */
   svg?: string;
+  /** os.loadavg() when the suite started (set by run.ts): how busy the shared machine was. */
+  loadAverageAtStart?: number[];
   /** Structured measurements kept in the JSON (not printed). */
   data?: unknown;
 }
@@ -88,11 +90,30 @@ function fmt(n: number): string {
   return n.toFixed(3);
 }
 
+/**
+ * Whether a ratio meets its target, and if not by what factor it falls short:
+ * "met", "missed: 4.2× short" (it would have to be 4.2 times larger) or, for a ratio where
+ * lower is better, "missed: 2.0× over". Empty without a target; "not measured" for NaN.
+ */
+export function verdict(r: Ratio): string {
+  if (r.target === undefined) return '';
+  if (!Number.isFinite(r.value) || r.value <= 0) return 'not measured';
+  const better = r.higherIsBetter ?? true;
+  if (better ? r.value >= r.target : r.value <= r.target) return 'met';
+  const factor = better ? r.target / r.value : r.value / r.target;
+  return `missed: ${factor.toFixed(factor >= 10 ? 0 : 1)}× ${better ? 'short' : 'over'}`;
+}
+
 export function markdown(suite: string, result: SuiteResult, when: string): string {
   const lines = [`# bench ${suite} — ${when}`, ''];
   const m = machine();
   lines.push(`Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.platform}, Node ${m.node}`);
-  lines.push('', `Disk: ${m.disk}; load average at the end: ${(m.loadAverage as number[]).join(', ')}`, '');
+  const start = result.loadAverageAtStart?.map((x) => x.toFixed(2)).join(', ');
+  lines.push(
+    '',
+    `Disk: ${m.disk}; load average (1, 5, 15 min)${start === undefined ? '' : ` at the start: ${start};`} at the end: ${(m.loadAverage as number[]).join(', ')}`,
+    '',
+  );
   if (result.versions !== undefined && Object.keys(result.versions).length > 0) {
     lines.push(
       `Versions: ${Object.entries(result.versions)
@@ -114,13 +135,10 @@ export function markdown(suite: string, result: SuiteResult, when: string): stri
       lines.push(`| ${r.name} | ${r.subject} | ${fmt(r.value)} | ${r.unit} | ${r.notes ?? ''} |`);
   }
   if (result.ratios.length > 0) {
-    lines.push('', '| ratio (same run) | value | target | met |', '|---|---:|---:|---|');
+    lines.push('', '| ratio (same run) | value | target | met? |', '|---|---:|---:|---|');
     for (const r of result.ratios) {
-      const better = r.higherIsBetter ?? true;
-      const met =
-        r.target === undefined ? '' : (better ? r.value >= r.target : r.value <= r.target) ? 'yes' : 'no';
-      const target = r.target === undefined ? '' : `${better ? '≥' : '≤'} ${r.target}`;
-      lines.push(`| ${r.name} | ${fmt(r.value)} | ${target} | ${met} |`);
+      const target = r.target === undefined ? '' : `${(r.higherIsBetter ?? true) ? '≥' : '≤'} ${r.target}`;
+      lines.push(`| ${r.name} | ${fmt(r.value)} | ${target} | ${verdict(r)} |`);
     }
   }
   for (const n of result.notes ?? []) lines.push('', n);
