@@ -20,10 +20,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CairnCluster, CairnSystem, type NodeCounters } from './lib/cairn.js';
 import { formatSummary, startProfile, summarize } from './lib/cpuprofile.js';
+import { DISK_PROBE, type DiskProbe, probeDisk } from './lib/disk.js';
 import { Flags } from './lib/flags.js';
 import { Processes } from './lib/procs.js';
 import { type RecoveryResult, recovery } from './lib/recovery.js';
-import { shapeChart, shapeLabel, shapeTable } from './lib/report.js';
+import { diskTable, shapeChart, shapeLabel, shapeTable } from './lib/report.js';
 import type { Ratio, Row, SuiteResult, Table } from './lib/results.js';
 import { closedLoop, consume, endToEnd, type ShapeResult, saturating } from './lib/shapes.js';
 import { cairnVersions, logShape } from './lib/versions.js';
@@ -52,8 +53,12 @@ export async function run(args: string[]): Promise<SuiteResult> {
   const inside: NodeActivity[] = [];
   const notes: string[] = [];
   let rec: RecoveryResult | undefined;
+  let disk: DiskProbe[] = [];
+  /** Node id of each node process that ran (profile files are named by PID). */
+  const pids = new Map<number, number>();
   try {
     const profileDir = profile ? mkdtempSync(join(tmpdir(), 'cairn-bench-profiles-')) : '';
+    disk = probeDisk(procs, DISK_PROBE);
     const cluster = new CairnCluster(procs, {
       nodeArgs: profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
     });
@@ -107,6 +112,7 @@ export async function run(args: string[]): Promise<SuiteResult> {
       }
       if (recoveryBytes > 0) rec = await recovery(cluster, cairn, recoveryBytes);
     } finally {
+      for (const [pid, id] of cluster.nodeOfPid) pids.set(pid, id);
       await cairn.close();
       // SIGTERM: a graceful stop, so that profiling nodes write their profiles.
       await cluster.stop();
@@ -114,8 +120,20 @@ export async function run(args: string[]): Promise<SuiteResult> {
     }
     if (profile) {
       notes.push(`CPU profiles (node --cpu-prof; the client via the inspector) in ${profileDir}:`);
-      for (const file of readdirSync(profileDir).filter((x) => x.endsWith('.cpuprofile')))
-        notes.push(`\`\`\`\n${formatSummary(summarize(join(profileDir, file)))}\n\`\`\``);
+      const led = new Map<number, number>();
+      for (const a of inside) led.set(a.leader, (led.get(a.leader) ?? 0) + 1);
+      for (const file of readdirSync(profileDir).filter((x) => x.endsWith('.cpuprofile'))) {
+        // node --cpu-prof names a file CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile.
+        const pid = Number(file.split('.')[3]);
+        const id = pids.get(pid);
+        const who =
+          file === 'client.cpuprofile'
+            ? 'the benchmark process (client library)'
+            : id === undefined
+              ? `an unknown process (pid ${pid})`
+              : `node ${id} (pid ${pid}${[...pids.values()].filter((x) => x === id).length > 1 ? '; this node was restarted by the recovery figures, each process has its own profile' : ''}), leader in ${led.get(id) ?? 0} of ${inside.length} shapes`;
+        notes.push(`${who}:\n\`\`\`\n${formatSummary(summarize(join(profileDir, file)))}\n\`\`\``);
+      }
     }
   } finally {
     await procs.cleanup();
@@ -196,8 +214,12 @@ export async function run(args: string[]): Promise<SuiteResult> {
     },
     versions,
     notes,
-    tables:
-      shapes.length > 0 ? [shapeTable('Cairn, 3 nodes on 127.0.0.1', shapes), activityTable(inside)] : [],
+    tables: [
+      ...(shapes.length > 0
+        ? [shapeTable('Cairn, 3 nodes on 127.0.0.1', shapes), activityTable(inside)]
+        : []),
+      diskTable(disk),
+    ],
     svg:
       shapes.length > 0
         ? shapeChart({
@@ -210,7 +232,7 @@ export async function run(args: string[]): Promise<SuiteResult> {
             payloadBytes: payloads[0]!,
           })
         : undefined,
-    data: { shapes, inside, recovery: rec },
+    data: { shapes, inside, recovery: rec, disk },
   };
 }
 

@@ -16,15 +16,18 @@
 // Flags (--name=value): seconds (3), warmup-seconds (1), rounds (1), payloads (100,1024),
 // concurrency (1,64), sat-batch (1000), sat-window (8), e2e-concurrency (1), systems
 // (cairn,nats,nats-sync,etcd), nats-server (binary, default nats-server), etcd (binary).
+
+import { DISK_PROBE } from './cluster.js';
 import { CairnCluster, CairnSystem } from './lib/cairn.js';
+import { type DiskProbe, probeDisk } from './lib/disk.js';
 import { EtcdCluster, EtcdSystem } from './lib/etcd.js';
 import { Flags } from './lib/flags.js';
 import { NatsCluster, type NatsSync, NatsSystem, natsSupportsSyncAlways } from './lib/nats.js';
 import { ensureDebianPackages, Processes, versionOf } from './lib/procs.js';
-import { bestOf, shapeChart, shapeTable } from './lib/report.js';
-import type { Ratio, SuiteResult } from './lib/results.js';
+import { bestOf, diskTable, shapeChart, shapeLabel, shapeTable } from './lib/report.js';
+import type { Ratio, SuiteResult, Table } from './lib/results.js';
 import { closedLoop, consume, endToEnd, type ShapeResult, saturating } from './lib/shapes.js';
-import type { LogSystem } from './lib/systems.js';
+import type { LogSystem, SyncCount } from './lib/systems.js';
 import { cairnVersions, logShape, npmVersion } from './lib/versions.js';
 
 /** Targets of issue 8 (ratios in the same run). */
@@ -65,12 +68,18 @@ export async function run(args: string[]): Promise<SuiteResult> {
   const durability: Record<string, string> = {};
   const versions: Record<string, string> = { ...cairnVersions() };
   const stops: (() => Promise<void>)[] = [];
+  /** Durable-write counters of the systems that expose them (cairn: write+fsync rounds; etcd: WAL fsyncs). */
+  const syncCounters = new Map<string, () => Promise<SyncCount>>();
+  const syncs: SyncActivity[] = [];
+  let disk: DiskProbe[] = [];
   try {
+    disk = probeDisk(procs, DISK_PROBE);
     if (wanted.includes('cairn')) {
       const cluster = new CairnCluster(procs);
       await cluster.start();
       stops.push(() => cluster.stop());
       systems.push(new CairnSystem(cluster.servers));
+      syncCounters.set('cairn', () => cluster.persists());
     }
     if (wanted.includes('nats') || wanted.includes('nats-sync')) {
       versions['nats-server'] = versionOf(natsBinary, ['--version']);
@@ -101,6 +110,7 @@ export async function run(args: string[]): Promise<SuiteResult> {
       await cluster.start();
       stops.push(() => cluster.stop());
       systems.push(new EtcdSystem(cluster.endpoints));
+      syncCounters.set('etcd', () => cluster.walFsyncs());
     }
     for (const s of systems) durability[s.name] = s.durability;
 
@@ -112,8 +122,17 @@ export async function run(args: string[]): Promise<SuiteResult> {
           // A system that fails a shape is reported as failing it; the others go on.
           try {
             await sys.reset(label);
+            const counters = syncCounters.get(sys.name);
+            const before = await counters?.();
+            const t0 = performance.now();
             const res = await fn(sys);
+            const seconds = (performance.now() - t0) / 1000;
+            const after = await counters?.();
             logShape(res);
+            if (before !== undefined && after !== undefined)
+              syncs.push(
+                syncActivity(res, after.count - before.count, after.seconds - before.seconds, seconds),
+              );
             results.set(sys.name, [...(results.get(sys.name) ?? []), res]);
           } catch (err) {
             const msg = `${sys.name}, ${label}: failed: ${err instanceof Error ? err.message : String(err)}`;
@@ -224,7 +243,11 @@ export async function run(args: string[]): Promise<SuiteResult> {
     settings: { ...f.used, nodesPerSystem: 3, partitionsOrStreams: 1 },
     versions,
     notes,
-    tables: [shapeTable('Side by side, 3 nodes each on 127.0.0.1', shapes)],
+    tables: [
+      shapeTable('Side by side, 3 nodes each on 127.0.0.1', shapes),
+      syncTable(syncs),
+      diskTable(disk),
+    ],
     svg: shapeChart({
       title: 'Cairn, NATS JetStream and etcd: 3 nodes each on one 2-core machine (127.0.0.1)',
       subtitle: [
@@ -235,6 +258,44 @@ export async function run(args: string[]): Promise<SuiteResult> {
       systems: names,
       payloadBytes: payloads[0]!,
     }),
-    data: { shapes, durability },
+    data: { shapes, durability, syncs, disk },
+  };
+}
+
+/** Durable writes of one system during one shape (all 3 nodes, warm-up included). */
+export interface SyncActivity {
+  shape: string;
+  system: string;
+  fsyncsPerSec: number;
+  fsyncMs: number;
+  /** Records acknowledged per durable write of one node: records/s over (fsyncs/s ÷ 3). */
+  recordsPerFsync: number;
+}
+
+function syncActivity(res: ShapeResult, count: number, seconds: number, wall: number): SyncActivity {
+  const perSec = count / wall;
+  return {
+    shape: shapeLabel(res),
+    system: res.system,
+    fsyncsPerSec: perSec,
+    fsyncMs: count > 0 ? (1000 * seconds) / count : Number.NaN,
+    recordsPerFsync: perSec > 0 ? res.recordsPerSec / (perSec / 3) : Number.NaN,
+  };
+}
+
+function syncTable(rows: SyncActivity[]): Table {
+  const n = (v: number, d: number) => (Number.isFinite(v) ? v.toFixed(d) : '–');
+  return {
+    title:
+      'Durable writes during each shape, all 3 nodes (cairn: write+fsync rounds; etcd: WAL fsyncs; from their /metrics, warm-up included)',
+    header: ['shape', 'system', 'fsyncs/s (3 nodes)', 'mean ms', '≈ records per fsync of a node'],
+    numeric: ['fsyncs/s (3 nodes)', 'mean ms', '≈ records per fsync of a node'],
+    rows: rows.map((r) => [
+      r.shape,
+      r.system,
+      n(r.fsyncsPerSec, 0),
+      n(r.fsyncMs, 2),
+      n(r.recordsPerFsync, 1),
+    ]),
   };
 }

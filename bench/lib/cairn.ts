@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CairnClient, type ClientOptions } from '../../client/src/index.js';
 import type { Owned, Processes } from './procs.js';
-import type { LogSystem } from './systems.js';
+import { type LogSystem, promValue, type SyncCount } from './systems.js';
 
 const EMPTY = new Uint8Array(0);
 const CAIRN = fileURLToPath(new URL('../../../bin/cairn.js', import.meta.url));
@@ -24,6 +24,8 @@ interface NodeSlot {
 
 export class CairnCluster {
   readonly nodes: NodeSlot[] = [];
+  /** PID → node id of every node process started (a restarted node has several). */
+  readonly nodeOfPid = new Map<number, number>();
   /** Extra `cairn serve` flags every node gets. */
   readonly serveFlags: string[];
   /** Node arguments (e.g. --cpu-prof) for every node process. */
@@ -103,6 +105,7 @@ export class CairnCluster {
       cwd: this.dir,
       ready: async () => readFileSync(n.logFile, 'utf8').slice(before).includes(` node ${id} ready `),
     });
+    this.nodeOfPid.set(n.proc.pid, id);
     return performance.now() - t0;
   }
 
@@ -144,6 +147,15 @@ export class CairnCluster {
     return out;
   }
 
+  /** Write+fsync rounds of all running nodes so far, and their seconds. */
+  async persists(): Promise<SyncCount> {
+    const all = [...(await this.scrape()).values()];
+    return {
+      count: all.reduce((n, x) => n + x.persistCount, 0),
+      seconds: all.reduce((n, x) => n + x.persistSeconds, 0),
+    };
+  }
+
   dataDir(id: number): string {
     return this.slot(id).dataDir;
   }
@@ -163,16 +175,12 @@ export interface NodeCounters {
 
 /** The counters of NodeCounters from Prometheus text (unlabelled series; absent = 0). */
 export function parseCounters(text: string): NodeCounters {
-  const get = (name: string) => {
-    const m = new RegExp(`^${name} ([0-9.eE+-]+)$`, 'm').exec(text);
-    return m === null ? 0 : Number(m[1]);
-  };
   return {
-    persistCount: get('cairn_persist_seconds_count'),
-    persistSeconds: get('cairn_persist_seconds_sum'),
-    appendCount: get('cairn_append_seconds_count'),
-    appendSeconds: get('cairn_append_seconds_sum'),
-    apiBytesIn: get('cairn_api_bytes_in_total'),
+    persistCount: promValue(text, 'cairn_persist_seconds_count'),
+    persistSeconds: promValue(text, 'cairn_persist_seconds_sum'),
+    appendCount: promValue(text, 'cairn_append_seconds_count'),
+    appendSeconds: promValue(text, 'cairn_append_seconds_sum'),
+    apiBytesIn: promValue(text, 'cairn_api_bytes_in_total'),
   };
 }
 

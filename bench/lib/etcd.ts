@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Etcd3, type IRequestOp } from 'etcd3';
 import type { Owned, Processes } from './procs.js';
 import type { LogSystem } from './systems.js';
+import { promValue, type SyncCount } from './systems.js';
 
 /** etcd's default --max-txn-ops. */
 export const ETCD_MAX_TXN_OPS = 128;
@@ -77,6 +78,20 @@ export class EtcdCluster {
 
   async stop(): Promise<void> {
     await Promise.all(this.owned.map((p) => this.procs.stop(p)));
+  }
+
+  /** WAL fsyncs of all members so far, and the seconds they took (etcd's own /metrics). */
+  async walFsyncs(): Promise<SyncCount> {
+    const all = await Promise.all(
+      this.endpoints.map(async (e) => {
+        const text = await (await fetch(`${e}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+        return {
+          count: promValue(text, 'etcd_disk_wal_fsync_duration_seconds_count'),
+          seconds: promValue(text, 'etcd_disk_wal_fsync_duration_seconds_sum'),
+        };
+      }),
+    );
+    return { count: all.reduce((n, x) => n + x.count, 0), seconds: all.reduce((n, x) => n + x.seconds, 0) };
   }
 }
 

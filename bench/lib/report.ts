@@ -1,4 +1,5 @@
 // Load-shape results → the markdown table and the chart of the cluster and peers suites.
+import type { DiskProbe } from './disk.js';
 import type { Table } from './results.js';
 import type { ShapeResult } from './shapes.js';
 import { figure, PALETTE, type Panel, shortNumber } from './svg.js';
@@ -90,4 +91,20 @@ export function shapeChart(o: {
     },
   ];
   return figure({ title: o.title, subtitle: o.subtitle, panels });
+}
+
+export function diskTable(probes: DiskProbe[]): Table {
+  return {
+    title: 'The disk under every fsync: one durable write, measured in this run',
+    header: ['write', 'bytes', 'writes', 'p50 ms', 'p99 ms', 'mean ms'],
+    numeric: ['bytes', 'writes', 'p50 ms', 'p99 ms', 'mean ms'],
+    rows: probes.map((p) => [
+      p.mode,
+      String(p.writeBytes),
+      String(p.writes),
+      ms(p.latency.p50),
+      ms(p.latency.p99),
+      ms(p.latency.mean),
+    ]),
+  };
 }

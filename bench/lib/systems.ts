@@ -25,3 +25,15 @@ export interface LogSystem {
   consume(): Promise<{ records: number; bytes: number }>;
   close(): Promise<void>;
 }
+
+/** Durable writes (fsync, or an O_DSYNC write) summed over a system's nodes, and their seconds. */
+export interface SyncCount {
+  count: number;
+  seconds: number;
+}
+
+/** The value of an unlabelled series in Prometheus text; 0 when absent. */
+export function promValue(text: string, name: string): number {
+  const m = new RegExp(`^${name} ([0-9.eE+-]+)$`, 'm').exec(text);
+  return m === null ? 0 : Number(m[1]);
+}
