@@ -16,10 +16,8 @@
 // Flags (--name=value): seconds (3), warmup-seconds (1), rounds (1), payloads (100,1024),
 // concurrency (1,64), sat-batch (1000), sat-window (8), e2e-concurrency (1), systems
 // (cairn,nats,nats-sync,etcd), nats-server (binary, default nats-server), etcd (binary).
-
-import { DISK_PROBE } from './cluster.js';
 import { CairnCluster, CairnSystem } from './lib/cairn.js';
-import { type DiskProbe, probeDisk } from './lib/disk.js';
+import { DISK_PROBE, type DiskProbe, probeDisk } from './lib/disk.js';
 import { EtcdCluster, EtcdSystem } from './lib/etcd.js';
 import { Flags } from './lib/flags.js';
 import { NatsCluster, type NatsSync, NatsSystem, natsSupportsSyncAlways } from './lib/nats.js';
