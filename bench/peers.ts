@@ -13,7 +13,7 @@
 // missing (Debian's nats-server and etcd-server), started on free loopback ports with temp
 // data directories, and stopped by PID at the end, also on failure or Ctrl-C.
 //
-// Flags (--name=value): seconds (3), warmup-seconds (1), rounds (1), payloads (100,1024),
+// Flags (--name=value): seconds (3), warmup-seconds (1), rounds (2), payloads (100,1024),
 // concurrency (1,64), sat-batch (1000), sat-window (8), e2e-concurrency (1), systems
 // (cairn,nats,nats-sync,etcd), nats-server (binary, default nats-server), etcd (binary).
 import { CairnCluster, CairnSystem } from './lib/cairn.js';
@@ -42,7 +42,7 @@ export async function run(args: string[]): Promise<SuiteResult> {
   const f = new Flags(args);
   const seconds = f.number('seconds', 3);
   const warmupSeconds = f.number('warmup-seconds', 1);
-  const rounds = Math.max(1, f.number('rounds', 1));
+  const rounds = Math.max(1, f.number('rounds', 2));
   const payloads = f.numbers('payloads', [100, 1024]);
   const concurrencies = f.numbers('concurrency', [1, 64]);
   const satBatch = f.number('sat-batch', 1000);
