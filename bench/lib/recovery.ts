@@ -10,7 +10,7 @@
 //
 // The log is written through the client in 16 KiB records; nothing is written while a
 // figure is measured.
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CairnCluster, CairnSystem } from './cairn.js';
 import { sleep } from './procs.js';
@@ -30,6 +30,25 @@ export interface RecoveryResult {
   resyncBytes: number;
   /** The follower's partition after the re-sync (segment bytes), to compare with the leader's. */
   followerBytesAfter: number;
+  /** CPU seconds (user + system, all threads) of the leader and of the re-syncing follower during the re-sync. */
+  resyncCpuSeconds: { leader: number; follower: number };
+}
+
+/** Linux's USER_HZ: the unit of utime and stime in /proc/<pid>/stat. */
+const CLOCK_TICKS_PER_SEC = 100;
+
+/** CPU seconds (user + system, all threads) a process has used, from /proc/<pid>/stat; NaN if unreadable. */
+export function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name (which may hold spaces): state is field 3,
+    // utime and stime are fields 14 and 15, so indexes 11 and 12 after the ')'.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS_PER_SEC;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** Bytes of the segment (.log) files under `dir`. */
@@ -92,6 +111,7 @@ export async function recovery(
   // Wipe and re-sync.
   await cluster.killNode(follower);
   rmSync(cluster.dataDir(follower), { recursive: true, force: true });
+  const leaderCpu0 = cpuSeconds(cluster.pid(part.leader));
   const t1 = performance.now();
   await cluster.startNode(follower, { join: true });
   // One append once it is back: in an idle group the leader does not notice that a
@@ -102,6 +122,11 @@ export async function recovery(
   const leaderLast = await lastIndex(cairn, part.leader, part.groupId);
   await waitIndex(cairn, follower, part.groupId, leaderLast, RESYNC_TIMEOUT_MS);
   const resyncMs = performance.now() - t1;
+  // The follower's process started within the window: all its CPU time is the re-sync's.
+  const resyncCpuSeconds = {
+    leader: cpuSeconds(cluster.pid(part.leader)) - leaderCpu0,
+    follower: cpuSeconds(cluster.pid(follower)),
+  };
   console.log(`recovery: wiped node ${follower} re-synced in ${(resyncMs / 1000).toFixed(1)} s`);
   return {
     logBytes,
@@ -111,6 +136,7 @@ export async function recovery(
     resyncMs,
     resyncBytes: logBytes,
     followerBytesAfter: segmentBytes(groupDir(follower)),
+    resyncCpuSeconds,
   };
 }
 

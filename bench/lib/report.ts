@@ -70,18 +70,21 @@ export function shapeChart(o: {
           }
         : {}),
     }));
+  // Group labels under the bars are short; the tables keep the full names.
+  const short = (g: string) =>
+    g.replace('end to end, concurrency ', 'end to end, c').replace('concurrency ', 'c');
   const panels: Panel[] = [
     {
       title: `Throughput, ${o.payloadBytes} B records (higher is better)`,
       unit: 'records/s',
-      groups,
+      groups: groups.map(short),
       series: series((s) => s.recordsPerSec),
       log: true,
     },
     {
       title: `Latency per append call (lower is better)`,
       unit: 'ms: bar p50, whisker p99',
-      groups,
+      groups: groups.map(short),
       series: series(
         (s) => s.latency.p50,
         (s) => s.latency.p99,

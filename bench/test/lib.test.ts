@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { parseCounters } from '../lib/cairn.js';
 import { Flags, parseBytes } from '../lib/flags.js';
 import { Latencies, quantile } from '../lib/histogram.js';
+import { cpuSeconds } from '../lib/recovery.js';
 import { markdown, verdict } from '../lib/results.js';
 
 test('quantile is the nearest rank: the smallest sample with at least q of all at or below it', () => {
@@ -98,6 +99,18 @@ test('node counters come from the unlabelled Prometheus series', () => {
     apiBytesIn: 1.5e6,
   });
   assert.equal(parseCounters('').persistCount, 0);
+});
+
+test('cpuSeconds reads this process from /proc as process.cpuUsage() sees it', () => {
+  const end = performance.now() + 300;
+  let x = 0;
+  while (performance.now() < end) x += Math.sqrt(x + 1); // burn some CPU
+  const fromProc = cpuSeconds(process.pid);
+  const u = process.cpuUsage();
+  const own = (u.user + u.system) / 1e6;
+  // /proc counts in 10 ms ticks and the two reads are microseconds apart.
+  assert.ok(Math.abs(fromProc - own) < 0.05, `proc ${fromProc} s vs cpuUsage ${own} s (${x > 0})`);
+  assert.ok(Number.isNaN(cpuSeconds(undefined)));
 });
 
 test.run();
