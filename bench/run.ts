@@ -15,8 +15,15 @@ interface SuiteModule {
 
 const argv = process.argv.slice(2);
 const named = argv.filter((a) => !a.startsWith('-'));
-const flags = argv.filter((a) => a.startsWith('-'));
+// --save-as=NAME (one suite only): results go to bench/results/NAME-<date>.*, so a
+// diagnostic run (e.g. one shape with --profile) does not replace the suite's latest.
+const saveAs = argv.findLast((a) => a.startsWith('--save-as='))?.slice('--save-as='.length);
+const flags = argv.filter((a) => a.startsWith('-') && !a.startsWith('--save-as='));
 const suites = named.length > 0 ? named : SUITES;
+if (saveAs !== undefined && (suites.length !== 1 || !/^[A-Za-z0-9._-]+$/.test(saveAs))) {
+  console.error('bench: --save-as=NAME needs exactly one suite and a plain file name');
+  process.exit(1);
+}
 
 let failed = false;
 for (const name of suites) {
@@ -32,7 +39,7 @@ for (const name of suites) {
   const mod = (await import(url.href)) as SuiteModule;
   const loadAverageAtStart = loadavg();
   const result = { ...(await mod.run(flags)), loadAverageAtStart };
-  const files = saveResult(name, result);
+  const files = saveResult(name, result, saveAs);
   console.log(`saved ${files.join(', ')}`);
 }
 process.exitCode = failed ? 1 : 0;

@@ -153,19 +153,19 @@ export function markdown(suite: string, result: SuiteResult, when: string): stri
   return `${lines.join('\n')}\n`;
 }
 
-/** Prints the result and writes bench/results/<suite>-<date>.{json,md} (and .svg when it has a chart). */
-export function saveResult(suite: string, result: SuiteResult): string[] {
+/** Prints the result and writes bench/results/<stem>-<date>.{json,md} (and .svg when it has a chart); the stem is the suite's name unless given. */
+export function saveResult(suite: string, result: SuiteResult, stem = suite): string[] {
   const when = new Date().toISOString();
   const dir = fileURLToPath(new URL('../../../bench/results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
   const stamp = when.slice(0, 10);
   const { svg, ...kept } = result;
-  const svgFile = `${suite}-${stamp}.svg`;
+  const svgFile = `${stem}-${stamp}.svg`;
   let md = markdown(suite, result, when);
   if (svg !== undefined) md += `\n![${suite} chart](${svgFile})\n`;
   console.log(`\n${md}`);
   const json = JSON.stringify({ suite, when, machine: machine(), ...kept }, null, 2);
-  const files = [`${suite}-${stamp}.json`, `${suite}-${stamp}.md`];
+  const files = [`${stem}-${stamp}.json`, `${stem}-${stamp}.md`];
   writeFileSync(dir + files[0], `${json}\n`);
   writeFileSync(dir + files[1], md);
   if (svg !== undefined) {
