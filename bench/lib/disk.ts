@@ -6,15 +6,17 @@
 //   overwrite, O_DSYNC     the same writes into a file already written to its full size
 //                          (as etcd's preallocated WAL files): data only
 //   append + fdatasync     write, then fdatasync (two trips to the thread pool)
+//   append 1 MiB, O_DSYNC  large durable appends, as a re-sync or a saturating leader
+//                          writes them: the disk's durable write bandwidth
 //
-// Writes are sequential, `writeBytes` each, one at a time.
+// Writes are sequential, one at a time.
 import { closeSync, constants, fdatasyncSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Latencies, type LatencySummary } from './histogram.js';
 import type { Processes } from './procs.js';
 
-/** The probe the cluster and peers suites run before starting servers: sequential 4 KiB durable writes. */
-export const DISK_PROBE = { writes: 200, writeBytes: 4096 };
+/** The probe the cluster and peers suites run before starting servers: 200 durable 4 KiB writes per mode, and 48 of 1 MiB. */
+export const DISK_PROBE = { writes: 200, writeBytes: 4096, largeWrites: 48, largeWriteBytes: 2 ** 20 };
 
 export interface DiskProbe {
   mode: string;
@@ -23,10 +25,17 @@ export interface DiskProbe {
   latency: LatencySummary;
 }
 
-export function probeDisk(procs: Processes, o: { writes: number; writeBytes: number }): DiskProbe[] {
+export function probeDisk(procs: Processes, o: typeof DISK_PROBE): DiskProbe[] {
   const dir = procs.tempDir('disk-probe');
-  const buf = new Uint8Array(o.writeBytes).fill(0xa5);
-  const run = (mode: string, file: string, flags: number, prefill: boolean, datasync: boolean) => {
+  const run = (
+    mode: string,
+    file: string,
+    flags: number,
+    prefill: boolean,
+    datasync: boolean,
+    w = { writes: o.writes, writeBytes: o.writeBytes },
+  ) => {
+    const buf = new Uint8Array(w.writeBytes).fill(0xa5);
     const path = join(dir, file);
     if (prefill) {
       const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT);
@@ -40,20 +49,24 @@ export function probeDisk(procs: Processes, o: { writes: number; writeBytes: num
     const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | flags);
     const lat = new Latencies();
     try {
-      for (let i = 0; i < o.writes; i++) {
+      for (let i = 0; i < w.writes; i++) {
         const t = performance.now();
-        writeSync(fd, buf, 0, buf.length, i * o.writeBytes);
+        writeSync(fd, buf, 0, buf.length, i * w.writeBytes);
         if (datasync) fdatasyncSync(fd);
         lat.record(performance.now() - t);
       }
     } finally {
       closeSync(fd);
     }
-    return { mode, writes: o.writes, writeBytes: o.writeBytes, latency: lat.summary() };
+    return { mode, writes: w.writes, writeBytes: w.writeBytes, latency: lat.summary() };
   };
   return [
     run('append, O_DSYNC', 'append-dsync', constants.O_DSYNC, false, false),
     run('overwrite preallocated, O_DSYNC', 'overwrite-dsync', constants.O_DSYNC, true, false),
     run('append + fdatasync', 'append-fdatasync', 0, false, true),
+    run('append 1 MiB, O_DSYNC', 'append-large-dsync', constants.O_DSYNC, false, false, {
+      writes: o.largeWrites,
+      writeBytes: o.largeWriteBytes,
+    }),
   ];
 }

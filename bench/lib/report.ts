@@ -99,8 +99,8 @@ export function shapeChart(o: {
 export function diskTable(probes: DiskProbe[]): Table {
   return {
     title: 'The disk under every fsync: one durable write, measured in this run',
-    header: ['write', 'bytes', 'writes', 'p50 ms', 'p99 ms', 'mean ms'],
-    numeric: ['bytes', 'writes', 'p50 ms', 'p99 ms', 'mean ms'],
+    header: ['write', 'bytes', 'writes', 'p50 ms', 'p99 ms', 'mean ms', 'MB/s'],
+    numeric: ['bytes', 'writes', 'p50 ms', 'p99 ms', 'mean ms', 'MB/s'],
     rows: probes.map((p) => [
       p.mode,
       String(p.writeBytes),
@@ -108,6 +108,7 @@ export function diskTable(probes: DiskProbe[]): Table {
       ms(p.latency.p50),
       ms(p.latency.p99),
       ms(p.latency.mean),
+      (p.writeBytes / 1e6 / (p.latency.mean / 1000)).toFixed(1),
     ]),
   };
 }
