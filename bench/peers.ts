@@ -88,7 +88,7 @@ export async function run(args: string[]): Promise<SuiteResult> {
         else {
           variants.push('mount');
           notes.push(
-            `${versions['nats-server']} refuses \`jetstream { sync_interval: always }\` (the option exists from nats-server 2.10), so "nats (sync always)" runs the same servers with each store directory on an ext4 filesystem mounted \`-o sync\`: every write is synchronous, plus the journal commit of that filesystem.`,
+            `nats-server ${versions['nats-server']} refuses \`jetstream { sync_interval: always }\` (the option exists from nats-server 2.10), so "nats (sync always)" runs the same servers with each store directory on an ext4 filesystem mounted \`-o sync\`: every write is synchronous, plus the journal commit of that filesystem.`,
           );
         }
       }
@@ -286,7 +286,7 @@ function syncTable(rows: SyncActivity[]): Table {
   const n = (v: number, d: number) => (Number.isFinite(v) ? v.toFixed(d) : '–');
   return {
     title:
-      'Durable writes during each shape, all 3 nodes (cairn: write+fsync rounds; etcd: WAL fsyncs; from their /metrics, warm-up included)',
+      'Durable writes during each shape, every round, all 3 nodes (cairn: write+fsync rounds; etcd: WAL fsyncs; from their /metrics, warm-up included)',
     header: ['shape', 'system', 'fsyncs/s (3 nodes)', 'mean ms', '≈ records per fsync of a node'],
     numeric: ['fsyncs/s (3 nodes)', 'mean ms', '≈ records per fsync of a node'],
     rows: rows.map((r) => [

@@ -258,10 +258,11 @@ export function ensureDebianPackages(needs: { command: string; pkg: string }[]):
     throw new Error(`still missing after apt-get: ${still.map((s) => s.command).join(', ')}`);
 }
 
-/** The first line `command args` prints, or 'unknown'. */
+/** The first line `command args` prints, without a leading "name:" or "name Version:" label; or 'unknown'. */
 export function versionOf(command: string, args: string[]): string {
   try {
-    return execFileSync(command, args, { encoding: 'utf8' }).trim().split('\n')[0] ?? 'unknown';
+    const first = execFileSync(command, args, { encoding: 'utf8' }).trim().split('\n')[0] ?? 'unknown';
+    return first.replace(/^[^:]*:\s*/, '');
   } catch {
     return 'unknown';
   }

@@ -22,9 +22,12 @@ export function cairnVersions(): Record<string, string> {
   let commit = 'unknown';
   try {
     commit = execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no'], {
-      encoding: 'utf8',
-    }).trim();
+    // Results a run writes (tracked files under bench/results) do not make the code dirty.
+    const dirty = execFileSync(
+      'git',
+      ['-C', root, 'status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/results'],
+      { encoding: 'utf8' },
+    ).trim();
     if (dirty !== '') commit += ' (with uncommitted changes)';
   } catch {}
   const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { version: string };
