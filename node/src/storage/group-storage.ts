@@ -24,7 +24,7 @@ import { baseOffsetAt, crcAt, dataView, lastOffsetAt, maxTimestampAt } from './b
 import { type CompactionPolicy, type CompactionResult, compactKeys } from './compaction.js';
 import { fromStoredBatch, toStoredBatch } from './entry-codec.js';
 import { CorruptRead, invariant, StorageError } from './errors.js';
-import { dirName, type FileSystem, joinPath, readFile, readFully, removeIfExists } from './fs.js';
+import { dirName, type FileSystem, joinPath, readFileDecoded, readFully, removeIfExists } from './fs.js';
 import { checkHardState, loadHardState, saveHardState } from './hard-state.js';
 import { type Manifest, type SnapshotRecord, saveManifest } from './manifest.js';
 import { READ_ATTEMPTS, resolveOptions, type StorageOptions } from './options.js';
@@ -1081,9 +1081,18 @@ export class GroupStorage implements LogReader {
     const s = this.manifest.snapshot;
     let state: Uint8Array | null = null;
     if (s.stateFile) {
-      state = await readFile(this.fs, joinPath(this.genDir, s.stateFile));
-      if (!state || state.length !== s.stateBytes || this.core.crc32c(state) !== s.stateCrc)
+      const loaded = await readFileDecoded(
+        this.fs,
+        joinPath(this.genDir, s.stateFile),
+        READ_ATTEMPTS,
+        (bytes) =>
+          bytes.length === s.stateBytes && this.core.crc32c(bytes) === s.stateCrc
+            ? { kind: 'ok' as const, bytes }
+            : { kind: 'corrupt' as const },
+      );
+      if (loaded?.kind !== 'ok')
         throw new StorageError('CORRUPT', `snapshot state ${s.stateFile} is missing or fails its CRC`);
+      state = loaded.bytes;
     }
     return { meta: { index: s.index, term: s.term, conf: s.conf, size: 0 }, lastOffset: s.lastOffset, state };
   }

@@ -7,7 +7,8 @@ import type { Core } from '../../../core-wasm/src/index.js';
 import type { HardState } from '../../../raft/src/types.js';
 import { magic, openEnvelope, sealEnvelope } from './envelope.js';
 import { StorageError } from './errors.js';
-import { type FileSystem, joinPath, readFile, removeIfExists, writeFileAtomic } from './fs.js';
+import { type FileSystem, joinPath, readFileDecoded, removeIfExists, writeFileAtomic } from './fs.js';
+import { READ_ATTEMPTS } from './options.js';
 
 export const HARD_STATE_FILE = 'state';
 const HARD_STATE_MAGIC = magic('CHST');
@@ -57,8 +58,10 @@ export function decodeHardState(core: Core, bytes: Uint8Array): HardStateLoad {
 /** Reads `<dir>/state` and removes a stray `state.tmp` (an interrupted write, never trusted). */
 export async function loadHardState(fs: FileSystem, core: Core, dir: string): Promise<HardStateLoad> {
   await removeIfExists(fs, joinPath(dir, `${HARD_STATE_FILE}.tmp`));
-  const bytes = await readFile(fs, joinPath(dir, HARD_STATE_FILE));
-  return bytes === null ? { kind: 'absent' } : decodeHardState(core, bytes);
+  const loaded = await readFileDecoded(fs, joinPath(dir, HARD_STATE_FILE), READ_ATTEMPTS, (bytes) =>
+    decodeHardState(core, bytes),
+  );
+  return loaded ?? { kind: 'absent' };
 }
 
 export async function saveHardState(fs: FileSystem, core: Core, dir: string, hs: HardState): Promise<void> {

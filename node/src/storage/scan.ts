@@ -165,7 +165,11 @@ export async function scanSegment(p: ScanParams): Promise<SegmentScan> {
       const scan = await job.result;
       const walked = walk(job.buf.subarray(0, scan.validBytes), job.at);
       out.validBytes = job.at + walked;
-      if (out.stop) return false;
+      if (out.stop) {
+        // Header fields outside the CRC do not fit: read again too (a flipped bit in transit).
+        failedAt = out.stop.position;
+        return false;
+      }
       if (scan.error) {
         failedAt = job.at + scan.validBytes;
         out.stop = { position: failedAt, code: scan.error.code, message: scan.error.message };
@@ -204,7 +208,7 @@ export async function scanSegment(p: ScanParams): Promise<SegmentScan> {
     }
     // Let jobs still in flight finish before returning or retrying (their buffers are ours).
     await Promise.allSettled(jobs.map((j) => j.result));
-    if (out.stop === null || out.stop.code === 'INCONSISTENT' || failedAt < 0) break;
+    if (out.stop === null || failedAt < 0) break;
     // A read can be faulty where the disk is not: read again from the failure before judging it.
     attempts = retryAt === failedAt ? attempts + 1 : 1;
     retryAt = failedAt;
