@@ -22,13 +22,21 @@ import type { Core, CorePool } from '../../../core-wasm/src/index.js';
 import type { Entry, HardState, LogReader, SnapshotMeta } from '../../../raft/src/types.js';
 import { baseOffsetAt, crcAt, dataView, lastOffsetAt, maxTimestampAt } from './batch-fields.js';
 import { type CompactionPolicy, type CompactionResult, compactKeys } from './compaction.js';
+import { clearDamageRecord, type Damage, loadDamageRecord, unreadableRecord } from './damage.js';
 import { fromStoredBatch, toStoredBatch } from './entry-codec.js';
 import { CorruptRead, invariant, StorageError } from './errors.js';
 import { dirName, type FileSystem, joinPath, readFileDecoded, readFully, removeIfExists } from './fs.js';
 import { checkHardState, loadHardState, saveHardState } from './hard-state.js';
 import { type Manifest, type SnapshotRecord, saveManifest } from './manifest.js';
 import { READ_ATTEMPTS, resolveOptions, type StorageOptions } from './options.js';
-import { type Damage, emptyReport, type RecoveredLog, type RecoveryReport, recoverLog } from './recovery.js';
+import {
+  emptyReport,
+  noteDamage,
+  type RecoveredLog,
+  type RecoveryContext,
+  type RecoveryReport,
+  recoverLog,
+} from './recovery.js';
 import { batchesAsync, batchesSync, Segment } from './segment.js';
 import { encodeIndexFile, NO_INDEX } from './segment-index.js';
 import { openSnapshotReader, receiveSnapshot, type SnapshotReader, type SnapshotWriter } from './snapshot.js';
@@ -176,28 +184,36 @@ export class GroupStorage implements LogReader {
       await p.fs.mkdir(p.dir);
       await p.fs.syncDir(dirName(p.dir));
     }
+    // Damage found at an earlier open and not repaired since is reported again, first.
+    const recorded = await loadDamageRecord(p.fs, p.core, p.dir);
+    if (recorded.kind !== 'absent') {
+      const earlier = recorded.kind === 'ok' ? recorded.damage : [unreadableRecord(recorded.why)];
+      for (const d of earlier)
+        report.damage.push({ ...d, detail: `not repaired since an earlier open: ${d.detail}` });
+      report.possibleLoss = report.damage[0]!;
+    }
     const hsLoad = await loadHardState(p.fs, p.core, p.dir);
     report.hardState = hsLoad.kind;
     if (hsLoad.kind === 'ok') s.hs = hsLoad.hardState;
-    const recovered = await recoverLog({
+    const ctx: RecoveryContext = {
       fs: p.fs,
       core: p.core,
       pool: p.pool,
       dir: p.dir,
       options: s.options,
       report,
-    });
+    };
+    const recovered = await recoverLog(ctx);
     if (hsLoad.kind === 'corrupt') {
-      const d: Damage = {
+      // Recorded before the node can overwrite the unreadable file with a new hard state.
+      await noteDamage(ctx, {
         reason: 'hard-state',
         lastIndexBefore: recovered.lastIndex,
         lastOffsetBefore: recovered.nextOffset - 1,
         file: 'state',
         position: 0,
         detail: `hard state unreadable (${hsLoad.why}): term and vote are unknown`,
-      };
-      report.damage.push(d);
-      report.possibleLoss ??= d;
+      });
     }
     s.adopt(recovered);
     // Bytes read back may still sit only in the page cache (a process restart, not a power
@@ -517,6 +533,18 @@ export class GroupStorage implements LogReader {
   /** Every damage found so far (at open and by reads since). Non-empty: the node must not vote until repaired. */
   damage(): readonly Damage[] {
     return this.damageFound;
+  }
+
+  /**
+   * The node was repaired from its leader past everything it may have lost: forgets the
+   * damage, durably. Until then every open reports the damage recorded at open again
+   * (damage.ts), so a crash between finding damage and the node noting that it waits for
+   * repair cannot make it forget.
+   */
+  async clearDamage(): Promise<void> {
+    this.checkUsable();
+    await this.enqueue(() => clearDamageRecord(this.fs, this.dir));
+    this.damageFound.length = 0;
   }
 
   onDamage(listener: Listener<Damage>): () => void {

@@ -9,6 +9,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { suite } from 'uvu';
 import type { Entry } from '../../../raft/src/types.js';
 import {
+  CRASH_MODES,
   createPrng,
   type Damage,
   type FileSystem,
@@ -380,3 +381,86 @@ f(
 );
 
 f.run();
+
+const d = suite('damage is durable before anything forgets it');
+
+/** Damage at rest, each of a kind whose recovery cuts, resets or later overwrites something. */
+const DAMAGES: { name: string; inject(fs: MemFileSystem): void }[] = [
+  // The log is reset in a new generation and a new manifest saved (sim seed 5122).
+  { name: 'a corrupt manifest', inject: (fs) => fs.corruptByte('group/manifest', 14, 0x10) },
+  // The hard state is rewritten by the node's next vote or commit.
+  { name: 'a corrupt hard state', inject: (fs) => fs.corruptByte('group/state', 20, 0x10) },
+  {
+    // The last segment is cut before the bad batch.
+    name: 'a bad batch in the middle of the last segment',
+    inject: (fs) => {
+      const last = fs
+        .walk('group/g0')
+        .filter((p) => p.endsWith('.log'))
+        .at(-1)!;
+      const [pos, size] = batchPositions(fs.fileBytes(last))[1]!;
+      fs.corruptByte(last, pos + size - 3, 0x10);
+    },
+  },
+  {
+    // Later segments are removed and a sealed one cut.
+    name: 'a lost tail of a sealed segment',
+    inject: (fs) => {
+      const first = fs.walk('group/g0').filter((p) => p.endsWith('.log'))[0]!;
+      fs.truncateAtRest(first, fs.fileBytes(first).length - 30);
+    },
+  },
+];
+
+for (const damage of DAMAGES) {
+  d(
+    `${damage.name}: a crash at any step of the open that finds it leaves it reported at the next open`,
+    async () => {
+      let k = 0;
+      for (; ; k++) {
+        let finished = false;
+        for (const mode of CRASH_MODES) {
+          const fs = new MemFileSystem({ prng: createPrng(31 + k) });
+          await build({ fs, dir: 'group' } as unknown as World, 100);
+          damage.inject(fs);
+          fs.armCrash(fs.steps + k);
+          try {
+            const { storage } = await reopen({ fs, dir: 'group' } as unknown as World, {
+              ...OPTS,
+              recovery: 'full',
+            });
+            await storage.close();
+            finished = !fs.isFrozen;
+          } catch (e) {
+            assert.ok(fs.isFrozen, `only the crash may stop the open: ${String(e)}`);
+          }
+          fs.crash(mode);
+          const what = `${damage.name}, crash before step ${k} of the open (${mode})`;
+          const again = await reopen({ fs, dir: 'group' } as unknown as World, { ...OPTS, recovery: 'full' });
+          assert.ok(again.report.possibleLoss !== null, `${what}: the damage was forgotten`);
+          // Until the node says it was repaired (having caught up, and written a new hard
+          // state), and no longer after.
+          again.storage.setHardState({ term: 9, vote: 0, commit: again.storage.lastIndex() });
+          await again.storage.sync();
+          await again.storage.clearDamage();
+          assert.equal(again.storage.damage().length, 0);
+          await again.storage.close();
+          const repaired = await reopen({ fs, dir: 'group' } as unknown as World, {
+            ...OPTS,
+            recovery: 'full',
+          });
+          assert.equal(
+            repaired.report.possibleLoss,
+            null,
+            `${what}: ${JSON.stringify(repaired.report.possibleLoss)}`,
+          );
+          await repaired.storage.close();
+        }
+        if (finished) break;
+      }
+      assert.ok(k > 3, `the open took ${k} steps`);
+    },
+  );
+}
+
+d.run();
