@@ -151,6 +151,13 @@ export class GroupStorage implements LogReader {
   private hsVersion = 0;
   private hsDurableVersion = 0;
   private hsDirty = false;
+  /**
+   * No entry on disk has a larger term (hard-state.ts): raised before an entry above it is
+   * written, never lowered; it is written with every hard state.
+   */
+  private termBound = 0;
+  /** The bound the durable hard-state file holds; Infinity when unknown (no write is forced then). */
+  private termBoundDurable = Number.POSITIVE_INFINITY;
 
   /** @internal Segments that left the view and whose files the next flush removes. */
   doomed: Segment[] = [];
@@ -202,6 +209,8 @@ export class GroupStorage implements LogReader {
       dir: p.dir,
       options: s.options,
       report,
+      // Without a hard-state file (a new log) or with an unreadable one, there is no bound.
+      maxTerm: hsLoad.kind === 'ok' ? hsLoad.termBound : Number.POSITIVE_INFINITY,
     };
     const recovered = await recoverLog(ctx);
     if (hsLoad.kind === 'corrupt') {
@@ -216,6 +225,15 @@ export class GroupStorage implements LogReader {
       });
     }
     s.adopt(recovered);
+    // From now on every term written raises the bound first. It starts above every term on
+    // disk (the view is the disk now) and the durable hard state's.
+    s.termBound = Math.max(
+      s.hs.term,
+      s.term(s.last) ?? 0,
+      hsLoad.kind === 'ok' && Number.isFinite(hsLoad.termBound) ? hsLoad.termBound : 0,
+    );
+    s.termBoundDurable =
+      hsLoad.kind === 'ok' ? hsLoad.termBound : hsLoad.kind === 'absent' ? 0 : Number.POSITIVE_INFINITY;
     // Bytes read back may still sit only in the page cache (a process restart, not a power
     // loss): make them durable before they count as durable.
     const lastSeg = s.segments[s.segments.length - 1];
@@ -684,6 +702,14 @@ export class GroupStorage implements LogReader {
     const hsVersion = this.hsDirty ? this.hsVersion : -1;
     const hs = this.hs;
     this.hsDirty = false;
+    // Terms never decrease along the log, so the last entry written has the largest term.
+    const writtenTerm = coveredIndex >= 0 ? (this.term(coveredIndex) ?? 0) : 0;
+    this.termBound = Math.max(this.termBound, hs.term, writtenTerm);
+    const termBound = this.termBound;
+    // An entry above the durable bound waits for a hard state carrying a bound above it
+    // (once per new term); otherwise the hard state, if changed, goes beside the log writes.
+    const raiseBoundFirst = writtenTerm > this.termBoundDurable;
+    const writeHs = hsVersion >= 0 || raiseBoundFirst;
     this.truncClamp = Number.POSITIVE_INFINITY;
 
     const logWork = async (): Promise<void> => {
@@ -719,7 +745,16 @@ export class GroupStorage implements LogReader {
       }
       if (dirDirty) await this.fs.syncDir(this.genDir);
     };
-    await Promise.all([logWork(), hsVersion >= 0 ? saveHardState(this.fs, this.core, this.dir, hs) : null]);
+    const hsWork = async (): Promise<void> => {
+      await saveHardState(this.fs, this.core, this.dir, hs, termBound);
+      this.termBoundDurable = termBound;
+    };
+    if (raiseBoundFirst) {
+      await hsWork();
+      await logWork();
+    } else {
+      await Promise.all([logWork(), writeHs ? hsWork() : null]);
+    }
 
     // Completion: advance what is readable from files and what is durable.
     for (const w of writes) {
@@ -923,6 +958,22 @@ export class GroupStorage implements LogReader {
     throw this.corruptRead(seg, pos, `entry ${index} is not where the index says`);
   }
 
+  /** The offset the sparse index says the batch at `position` holds (-1 if no entry is there). */
+  private offsetHeldAt(seg: Segment, position: number): number {
+    // Binary search: index positions ascend.
+    const ix = seg.index;
+    let lo = 0;
+    let hi = ix.count - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const at = ix.positions[mid]!;
+      if (at === position) return seg.baseOffset + ix.relOffsets[mid]!;
+      if (at < position) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
   /** Reads entries [lo, hi) from segment files into `out`; returns the next index not read. */
   private readEntriesSync(lo: number, hi: number, limit: number, out: Entry[], bytes: { n: number }): number {
     let i = lo;
@@ -931,7 +982,26 @@ export class GroupStorage implements LogReader {
       const rel = i - seg.firstIndex;
       let [pos, r] = seg.index.floorByRelIndex(this.core, rel);
       const before = i;
+      // Pair check of the offsets (outside the CRC, like the term): the walk starts where
+      // the index or the file name says which offset is stored, and the Raft log's offsets
+      // are contiguous from there.
+      const raftStart = this.manifest.snapshot.lastOffset + 1;
+      // An index entry names an offset its batch holds; position 0, the file's base offset.
+      const held = pos === 0 ? -1 : this.offsetHeldAt(seg, pos);
+      let expected = seg.baseOffset;
       for (const b of batchesSync(seg, pos, seg.diskBytes, this.readWindowBytes(limit))) {
+        const dv = dataView(b.bytes);
+        const base = baseOffsetAt(dv, 0);
+        const last = lastOffsetAt(dv, 0);
+        const fits =
+          b.position === pos && held >= 0
+            ? base <= held && held <= last
+            : expected >= raftStart
+              ? base === expected
+              : base >= expected;
+        if (!fits)
+          throw this.corruptRead(seg, b.position, `baseOffset ${base} does not fit after ${expected - 1}`);
+        expected = last + 1;
         pos = b.position;
         if (r++ < rel + (i - before)) continue;
         const scan = this.core.scanBatches(b.bytes);

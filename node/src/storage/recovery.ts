@@ -78,6 +78,8 @@ export interface RecoveryContext {
   dir: string;
   options: StorageOptions;
   report: RecoveryReport;
+  /** No entry of the Raft log may have a larger term (the hard state's term bound); default: no bound. */
+  maxTerm?: number;
 }
 
 export function emptyReport(): RecoveryReport {
@@ -273,6 +275,9 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
       trusted = await trustIndex(ctx, genDir, seg, file, logBytes);
       // A trusted index must also fit the chain of Raft indexes.
       if (trusted && raftSeen && seg.firstIndex !== expectedFirst) trusted = false;
+      // And terms within the hard state's bound (a scan then finds the batch that is not).
+      if (trusted && ctx.maxTerm !== undefined && seg.runs.terms.some((t) => t > ctx.maxTerm!))
+        trusted = false;
       if (
         trusted &&
         holdsStart &&
@@ -306,6 +311,7 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
         fileBytes: logBytes,
         baseOffset: base,
         startOffset,
+        maxTerm: ctx.maxTerm,
         indexIntervalBytes: options.indexIntervalBytes,
         chunkBytes: options.scanChunkBytes,
         poolMinBytes: options.poolMinBytes,
