@@ -22,20 +22,26 @@ function bytesOf(v: Bytes | string, what: string): Bytes {
   throw invalidRequest(`${what} must be a Uint8Array, a string or null`);
 }
 
-/** A record as core-wasm encodes it, and the bytes it adds to a batch (an estimate from above). */
-export function toRecordInput(r: ProduceRecord): { input: RecordInput; bytes: number } {
+/**
+ * A record as core-wasm encodes it, the bytes it adds to a batch (an estimate from above),
+ * and its payload (key + value + header keys and values, what the record limit counts).
+ */
+export function toRecordInput(r: ProduceRecord): { input: RecordInput; bytes: number; payload: number } {
   if (r === null || typeof r !== 'object') throw invalidRequest('a record must be an object with a value');
   if (r.value === undefined) throw invalidRequest('a record needs a value (null for a tombstone)');
   const key = r.key === undefined || r.key === null ? null : bytesOf(r.key, 'a record key');
   const value = r.value === null ? null : bytesOf(r.value, 'a record value');
   let bytes = (key?.length ?? 0) + (value?.length ?? 0);
+  let payload = bytes;
   const input: RecordInput = { key, value };
   if (r.headers !== undefined) {
     if (!Array.isArray(r.headers)) throw invalidRequest('record headers must be an array');
     input.headers = r.headers.map((h) => {
       if (typeof h?.key !== 'string') throw invalidRequest('a header key must be a string');
       const v = h.value === null || h.value === undefined ? null : bytesOf(h.value, 'a header value');
-      bytes += utf8.encode(h.key).length + (v?.length ?? 0) + 10;
+      const size = utf8.encode(h.key).length + (v?.length ?? 0);
+      payload += size;
+      bytes += size + 10;
       return { key: h.key, value: v };
     });
   }
@@ -45,7 +51,7 @@ export function toRecordInput(r: ProduceRecord): { input: RecordInput; bytes: nu
     input.timestamp = r.timestamp;
   }
   // Varint lengths, attributes, offset and timestamp deltas: at most ~21 bytes per record.
-  return { input, bytes: bytes + 24 };
+  return { input, bytes: bytes + 24, payload };
 }
 
 function asConsumed(partition: number, r: DecodedRecord): ConsumedRecord {

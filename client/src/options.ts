@@ -22,6 +22,12 @@ export interface ClientOptions {
   lingerMs?: number;
   /** Producer: a batch is sealed once its records reach this many bytes. */
   maxBatchBytes?: number;
+  /**
+   * Producer: a record whose key + value + headers exceed this is refused at once with
+   * RECORD_TOO_LARGE (as the server's limits.maxRecordBytes would refuse the whole batch
+   * it went in, failing the records batched with it). Default 1 MiB, the server's default.
+   */
+  maxRecordBytes?: number;
   /** Producer: batches sent to one partition and not yet answered. */
   maxInFlightPerPartition?: number;
   /** Producer: records buffered across all partitions (open, queued, in flight); append waits beyond it. */
@@ -67,6 +73,7 @@ export const defaultClientOptions: Readonly<Omit<ResolvedOptions, 'servers'>> = 
   maxImmediateRedirects: 3,
   lingerMs: 0,
   maxBatchBytes: 1 * MiB,
+  maxRecordBytes: 1 * MiB,
   // Kafka's bound for idempotent producers: the partition remembers the last 5 batches of
   // each producer, so any retry of an in-flight batch is still recognised as a duplicate.
   maxInFlightPerPartition: 5,
@@ -101,6 +108,7 @@ export function resolveOptions(o: ClientOptions): ResolvedOptions {
     'retryBackoffMs',
     'retryBackoffMaxMs',
     'maxBatchBytes',
+    'maxRecordBytes',
     'maxInFlightPerPartition',
     'maxBufferedBytes',
     'deliveryTimeoutMs',

@@ -562,6 +562,15 @@ export class Producer {
     if (typeof stream !== 'string' || stream === '') throw invalidRequest('a stream name is required');
     if (records.length === 0) throw invalidRequest('an append needs at least one record');
     const inputs = records.map(toRecordInput);
+    const limit = this.o.maxRecordBytes;
+    const tooBig = inputs.find((r) => r.payload > limit);
+    if (tooBig !== undefined) {
+      throw new CairnClientError(
+        'RECORD_TOO_LARGE',
+        `a record is ${tooBig.payload} bytes (key + value + headers); the limit is ${limit}`,
+        { limit },
+      );
+    }
     const { partition, expectedOffset } = opts;
     if (partition !== undefined && (!Number.isInteger(partition) || partition < 0))
       throw invalidRequest(`partition must be an integer ≥ 0, not ${partition}`);

@@ -228,19 +228,43 @@ test('RECORD_TOO_LARGE: a record, a batch and a request beyond their limits (the
     grpc.status.INVALID_ARGUMENT,
   );
   assert.is(rec.facts.limit, mib);
-  // A batch over maxBatchBytes (4 MiB), built by the client.
+  // The same record inside a pre-built batch that is within maxBatchBytes.
+  const inBatch = await expectCode(
+    rawAppend(leader, {
+      stream: 'm',
+      target: part0,
+      payload: {
+        case: 'batch',
+        value: core.encodeBatch([{ value: enc.encode('small') }, { value: new Uint8Array(mib + 1) }], {
+          baseTimestamp: Date.now(),
+        }),
+      },
+    }),
+    'RECORD_TOO_LARGE',
+    grpc.status.INVALID_ARGUMENT,
+  );
+  assert.is(inBatch.facts.limit, mib);
+  // The client refuses such a record itself, before it can fail the batch it would share.
+  const local = await expectCode(
+    client.append('m', { value: new Uint8Array(mib + 1) }, { partition: 0 }),
+    'RECORD_TOO_LARGE',
+  );
+  assert.is(local.facts.limit, mib);
+  // A batch over maxBatchBytes (4 MiB), built by a client told to allow larger records.
+  const lax = clientFor(c, { retryTimeoutMs: 5_000, maxRecordBytes: 64 * mib });
   const batch = await expectCode(
-    client.append('m', { value: new Uint8Array(5 * mib) }, { partition: 0 }),
+    lax.append('m', { value: new Uint8Array(5 * mib) }, { partition: 0 }),
     'RECORD_TOO_LARGE',
     grpc.status.INVALID_ARGUMENT,
   );
   assert.is(batch.facts.limit, 4 * mib);
   // A request over maxRequestBytes (8 MiB): gRPC itself refuses it, before Cairn sees it.
   const req = await expectCode(
-    client.append('m', { value: new Uint8Array(9 * mib) }, { partition: 0 }),
+    lax.append('m', { value: new Uint8Array(9 * mib) }, { partition: 0 }),
     'RECORD_TOO_LARGE',
   );
   assert.is(req.grpcCode, grpc.status.RESOURCE_EXHAUSTED);
+  await lax.close();
   await healthy();
 });
 
@@ -257,6 +281,14 @@ test('CORRUPT_BATCH: a bad CRC, a cut batch, two batches, garbage and a lying re
   twice.set(good, 0);
   twice.set(good, good.length);
   const garbage = new Uint8Array(200).map((_, i) => (i * 131 + 7) & 0xff);
+  // LZ4 records that do not decompress, under a CRC the client computed over them: only
+  // checking the records finds it (stored, it would fail every reader of the partition).
+  const badLz4 = core.encodeBatch([{ value: enc.encode('a'.repeat(500)) }], {
+    baseTimestamp: Date.now(),
+    compression: 'lz4',
+  });
+  badLz4[61]! ^= 0x7f; // the LZ4 frame's magic
+  new DataView(badLz4.buffer).setUint32(17, core.crc32c(badLz4.subarray(21)) >>> 0);
   for (const [what, bytes] of [
     ['bad CRC', flipped],
     ['cut short', good.subarray(0, good.length - 3)],
@@ -264,6 +296,7 @@ test('CORRUPT_BATCH: a bad CRC, a cut batch, two batches, garbage and a lying re
     ['garbage', garbage],
     ['record count', lying],
     ['shorter than a header', good.subarray(0, 40)],
+    ['LZ4 records that do not decompress', badLz4],
   ] as const) {
     const e = await expectCode(
       rawAppend(leader, { stream: 'm', target: part0, payload: { case: 'batch', value: bytes } }),

@@ -120,6 +120,14 @@ export interface DecodedRecord {
   headers: RecordHeader[];
 }
 
+export interface RecordsCheck {
+  recordCount: number;
+  /** The largest record's key + value + headers (headers as encoded), in bytes. */
+  maxRecordBytes: number;
+  /** The records' bytes after decompression (the region decodeRecords would copy). */
+  uncompressedBytes: number;
+}
+
 export interface Lz4CompressOptions {
   /** 1 = best ratio of the fast mode; higher trades ratio for speed (as `lz4 --fast=N`). */
   acceleration?: number;
@@ -198,6 +206,13 @@ export interface Core {
    * batches decode too (check readBatchHeader(...).isControl). Throws CoreError on bad input.
    */
   decodeRecords(batch: Uint8Array): DecodedRecord[];
+  /**
+   * Validates every record of the one batch that fills `batch` as decodeRecords does
+   * (decompressing if needed: varints, lengths, offset deltas increasing within
+   * lastOffsetDelta, nothing trailing) without building them, and measures them. Throws
+   * CoreError on bad input. For a server checking what a client sent.
+   */
+  checkRecords(batch: Uint8Array): RecordsCheck;
 
   /** Sparse index entries for a buffer of whole batches. */
   buildIndex(buf: Uint8Array, options: IndexBuildOptions): IndexEntries;

@@ -16,6 +16,7 @@ import {
   type Lz4DecompressOptions,
   type RecordHeader,
   type RecordInput,
+  type RecordsCheck,
   type ScanResult,
 } from './api.js';
 import { readBatchHeader, stampBatch } from './batch-header.js';
@@ -249,8 +250,12 @@ export function createCore(options: CreateCoreOptions = {}): Core {
     return w.copyOut(out, total);
   }
 
-  function decodeRecords(batchBytes: Uint8Array): DecodedRecord[] {
-    checkInput(batchBytes, 'decodeRecords input');
+  /**
+   * Validates the one batch filling `batchBytes`, decompresses its records when needed and
+   * walks them into a table (RECORD_ENTRY_BYTES per record) in wasm memory.
+   */
+  function walkRecords(batchBytes: Uint8Array, what: string) {
+    checkInput(batchBytes, what);
     w.reset();
     const batch = w.put(batchBytes);
     const size = x.validateOne(batch, batchBytes.length);
@@ -303,6 +308,26 @@ export function createCore(options: CreateCoreOptions = {}): Core {
     const walked = x.walkBatchRecords(batch, region, regionLen, table);
     if (walked < 0)
       throw w.error(walked, region, header.compression ? 'in the decompressed records' : undefined);
+    return { header, count, region, regionLen, table };
+  }
+
+  function checkRecords(batchBytes: Uint8Array): RecordsCheck {
+    const { count, regionLen, table } = walkRecords(batchBytes, 'checkRecords input');
+    const dv = w.dv;
+    let maxRecordBytes = 0;
+    for (let i = 0; i < count; i++) {
+      const e = table + i * RECORD_ENTRY_BYTES;
+      const bytes =
+        Math.max(0, dv.getInt32(e + E.keyLen, true)) +
+        Math.max(0, dv.getInt32(e + E.valueLen, true)) +
+        (dv.getInt32(e + E.recordEnd, true) - dv.getInt32(e + E.headersPos, true));
+      if (bytes > maxRecordBytes) maxRecordBytes = bytes;
+    }
+    return { recordCount: count, maxRecordBytes, uncompressedBytes: regionLen };
+  }
+
+  function decodeRecords(batchBytes: Uint8Array): DecodedRecord[] {
+    const { header, count, region, regionLen, table } = walkRecords(batchBytes, 'decodeRecords input');
     // One copy of the records region; keys, values and header values are views into it.
     const own = w.copyOut(region, regionLen);
     const dv = w.dv;
@@ -461,6 +486,7 @@ export function createCore(options: CreateCoreOptions = {}): Core {
     stampBatch,
     encodeBatch,
     decodeRecords,
+    checkRecords,
     buildIndex,
     searchIndex,
   };

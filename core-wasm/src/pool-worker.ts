@@ -16,6 +16,7 @@ export type WorkerMethod =
   | 'scanBatches'
   | 'encodeBatch'
   | 'decodeRecords'
+  | 'checkRecords'
   | 'buildIndex';
 
 export interface WorkerTask {

@@ -86,6 +86,7 @@ export function createCorePool(options: CorePoolOptions = {}): CorePool {
     },
     encodeBatch: (...a: Args<'encodeBatch'>) => call('encodeBatch', a),
     decodeRecords: (...a: Args<'decodeRecords'>) => call('decodeRecords', a),
+    checkRecords: (...a: Args<'checkRecords'>) => call('checkRecords', a),
     buildIndex: (...a: Args<'buildIndex'>) => call('buildIndex', a),
     readBatchHeader: async (...a: Args<'readBatchHeader'>) => readBatchHeader(...a),
     stampBatch: async (...a: Args<'stampBatch'>) => stampBatch(...a),

@@ -144,6 +144,17 @@ for (const [name, compression, codec] of [
           headers: Object.fromEntries(r.headers.map((h) => [h.key, h.value ? Buffer.from(h.value) : null])),
         })),
       );
+      // checkRecords measures kafkajs's batch: the largest key + value + encoded headers.
+      const check = core.checkRecords(theirs);
+      assert.is(check.recordCount, s.records.length);
+      const payload = (r: RecordInput) =>
+        (r.key?.length ?? 0) +
+        (r.value?.length ?? 0) +
+        (r.headers ?? []).reduce((n, h) => n + enc.encode(h.key).length + (h.value?.length ?? 0), 0);
+      const varintSlack = (r: RecordInput) => 5 * (1 + 2 * (r.headers?.length ?? 0));
+      const largest = Math.max(...s.records.map(payload));
+      assert.ok(check.maxRecordBytes >= largest, `maxRecordBytes ${check.maxRecordBytes} < ${largest}`);
+      assert.ok(check.maxRecordBytes <= Math.max(...s.records.map((r) => payload(r) + varintSlack(r))));
       const scan = core.scanBatches(theirs);
       assert.is(scan.error, null);
       assert.is(scan.validBytes, theirs.length);
@@ -337,6 +348,11 @@ test('structurally bad batches with a correct CRC are CORRUPT_BATCH, in scan and
       assert.is(scan.validBytes, 0, name);
       assert.throws(
         () => c.decodeRecords(b),
+        (e: CoreError) => e.code === 'CORRUPT_BATCH',
+        name,
+      );
+      assert.throws(
+        () => c.checkRecords(b),
         (e: CoreError) => e.code === 'CORRUPT_BATCH',
         name,
       );

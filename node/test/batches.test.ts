@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createCore } from '../../core-wasm/src/index.js';
+import { createPrng } from '../../raft/src/index.js';
 import { CairnError } from '../src/errors.js';
 import { defaultLimits } from '../src/limits.js';
 import {
@@ -32,6 +33,64 @@ test('a client batch with producer identity passes and reports its facts', () =>
     [c.recordCount, c.producerId, c.producerEpoch, c.baseSequence, c.lastOffsetDelta],
     [2, 9, 1, 4, 1],
   );
+});
+
+/** Recomputes a batch's CRC (attributes..end) after a test changed bytes it covers. */
+function reseal(batch: Uint8Array): Uint8Array {
+  new DataView(batch.buffer, batch.byteOffset).setUint32(17, core.crc32c(batch.subarray(21)) >>> 0);
+  return batch;
+}
+
+test('records a valid CRC covers must still be well formed, and each within the record limit', () => {
+  // Garbage inside the CRC: the client computed the CRC over it, so only walking the records shows it.
+  for (const compression of ['none', 'lz4'] as const) {
+    const b = core.encodeBatch([rec('alpha'), rec('beta')], { compression });
+    const bad = Uint8Array.from(b);
+    // The first byte of the records: the first record's length varint, or the LZ4 frame's magic.
+    bad[61]! ^= 0x7f;
+    refused(() => checkClientBatch(core, reseal(bad), limits), 'CORRUPT_BATCH');
+  }
+  // Offset deltas must run 0..n-1: a batch whose second record repeats delta 0.
+  const dup = core.encodeBatch([rec('a'), rec('b')]);
+  const second = 61 + 1 + dup[61]! / 2; // first record: one-byte length varint (zigzag) + body
+  assert.is(dup[second + 1 + 1 + 1], 2, 'the second record holds offset delta 1 (zigzag 2)');
+  const d2 = Uint8Array.from(dup);
+  d2[second + 3] = 0;
+  refused(() => checkClientBatch(core, reseal(d2), limits), 'CORRUPT_BATCH');
+  // One record over maxRecordBytes inside a batch that is within maxBatchBytes.
+  refused(
+    () => checkClientBatch(core, core.encodeBatch([rec('small'), rec('x'.repeat(101))]), limits),
+    'RECORD_TOO_LARGE',
+  );
+  checkClientBatch(core, core.encodeBatch([rec('x'.repeat(100))]), limits);
+});
+
+test('hostile records under a valid CRC: refused with a typed error, or accepted and readable', () => {
+  const random = createPrng(7);
+  const cases = Number(process.env['CAIRN_FUZZ_CASES'] ?? 3000);
+  for (let i = 0; i < cases; i++) {
+    const records = Array.from({ length: 1 + random.int(4) }, (_, j) => ({
+      key: random.int(2) === 0 ? null : new TextEncoder().encode(`k${j}`),
+      value: new Uint8Array(random.int(60)).fill(j),
+      headers: random.int(3) === 0 ? [{ key: 'h', value: new Uint8Array([j]) }] : [],
+    }));
+    const b = Uint8Array.from(
+      core.encodeBatch(records, { compression: random.int(2) === 0 ? 'none' : 'lz4' }),
+    );
+    for (let flips = 1 + random.int(3); flips > 0; flips--)
+      b[61 + random.int(b.length - 61)]! ^= 1 << random.int(8);
+    reseal(b);
+    let accepted = false;
+    try {
+      checkClientBatch(core, b, limits);
+      accepted = true;
+    } catch (e) {
+      assert.instance(e, CairnError);
+      assert.ok(['CORRUPT_BATCH', 'RECORD_TOO_LARGE', 'INVALID_REQUEST'].includes((e as CairnError).code));
+    }
+    // The oracle: what the node accepts, every reader can decode.
+    if (accepted) assert.is(core.decodeRecords(b).length, core.readBatchHeader(b).recordCount);
+  }
 });
 
 test('bad client batches are refused with typed errors', () => {

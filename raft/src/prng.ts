@@ -2,6 +2,8 @@
 // choice in the core (election timeouts) and in tests is reproducible from one seed.
 
 export interface Prng {
+  /** Uniform unsigned 32-bit integer. */
+  nextU32(): number;
   /** Uniform float in [0, 1). */
   next(): number;
   /** Uniform integer in [0, bound), bound ≥ 1. */
@@ -36,6 +38,7 @@ export function createPrng(seed: number): Prng {
   };
   const next = (): number => u32() / 4294967296;
   return {
+    nextU32: u32,
     next,
     int: (bound: number): number => Math.floor(next() * bound),
   };

@@ -1,7 +1,14 @@
 // Record batches as the node handles them: checking what a client sends, building a batch
 // from structured records, the control batches that carry consumer offsets, and the facts
 // the partition state machine reads from a batch header. The byte work is core-wasm's.
-import { BATCH_HEADER_BYTES, type Core, CoreError, type RecordInput } from '../../../core-wasm/src/index.js';
+import {
+  BATCH_HEADER_BYTES,
+  type Core,
+  CoreError,
+  coreLimits,
+  type RecordInput,
+  type RecordsCheck,
+} from '../../../core-wasm/src/index.js';
 import { CairnError, tooLarge } from '../errors.js';
 import type { Limits } from '../limits.js';
 import type { ProducerIdentity } from '../node-api.js';
@@ -77,6 +84,24 @@ export function checkClientBatch(core: Core, bytes: Uint8Array, limits: Limits):
       `lastOffsetDelta ${h.lastOffsetDelta} does not match ${h.recordCount} records`,
     );
   }
+  // The CRC only says the bytes arrived as the client made them. The records inside
+  // (decompressed when compressed) must also be well formed, or every reader of the
+  // partition would fail on this batch for good; and each record within the record limit.
+  let check: RecordsCheck;
+  try {
+    check = core.checkRecords(bytes);
+  } catch (err) {
+    if (!(err instanceof CoreError)) throw err;
+    if (err.code === 'TOO_LARGE' || err.code === 'LZ4_LIMIT')
+      throw tooLarge(
+        'the decompressed records',
+        coreLimits.maxDecompressedBytes + 1,
+        coreLimits.maxDecompressedBytes,
+      );
+    throw new CairnError('CORRUPT_BATCH', `invalid records: ${err.message}`);
+  }
+  if (check.maxRecordBytes > limits.maxRecordBytes)
+    throw tooLarge('a record', check.maxRecordBytes, limits.maxRecordBytes);
   if (h.producerId >= 0 && (h.producerEpoch < 0 || h.baseSequence < 0)) {
     throw new CairnError('INVALID_REQUEST', 'an idempotent batch needs a producer epoch and sequence ≥ 0');
   }

@@ -151,6 +151,28 @@ export async function readFile(fs: FileSystem, path: string): Promise<Uint8Array
 }
 
 /**
+ * Reads a small whole-file record (hard state, manifest, damage record) and decodes it,
+ * reading again while the decoder calls it corrupt, `attempts` reads in all: a read can
+ * return flipped bits where the disk holds good ones, and a file judged corrupt makes the
+ * node reset state and wait for repair. Null if the file does not exist.
+ */
+export async function readFileDecoded<T extends { kind: string }>(
+  fs: FileSystem,
+  path: string,
+  attempts: number,
+  decode: (bytes: Uint8Array) => T,
+): Promise<T | null> {
+  let result: T | null = null;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const bytes = await readFile(fs, path);
+    if (bytes === null) return null;
+    result = decode(bytes);
+    if (result.kind !== 'corrupt') return result;
+  }
+  return result;
+}
+
+/**
  * Replaces `path` with `data` atomically and durably: write `path.tmp`, fdatasync,
  * rename over `path`, fsync the directory. A crash at any point leaves either the old
  * file or the new one whole (plus, perhaps, a stray `.tmp` that readers ignore).

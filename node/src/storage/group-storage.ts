@@ -22,13 +22,21 @@ import type { Core, CorePool } from '../../../core-wasm/src/index.js';
 import type { Entry, HardState, LogReader, SnapshotMeta } from '../../../raft/src/types.js';
 import { baseOffsetAt, crcAt, dataView, lastOffsetAt, maxTimestampAt } from './batch-fields.js';
 import { type CompactionPolicy, type CompactionResult, compactKeys } from './compaction.js';
+import { clearDamageRecord, type Damage, loadDamageRecord, unreadableRecord } from './damage.js';
 import { fromStoredBatch, toStoredBatch } from './entry-codec.js';
 import { CorruptRead, invariant, StorageError } from './errors.js';
-import { dirName, type FileSystem, joinPath, readFile, readFully, removeIfExists } from './fs.js';
+import { dirName, type FileSystem, joinPath, readFileDecoded, readFully, removeIfExists } from './fs.js';
 import { checkHardState, loadHardState, saveHardState } from './hard-state.js';
 import { type Manifest, type SnapshotRecord, saveManifest } from './manifest.js';
 import { READ_ATTEMPTS, resolveOptions, type StorageOptions } from './options.js';
-import { type Damage, emptyReport, type RecoveredLog, type RecoveryReport, recoverLog } from './recovery.js';
+import {
+  emptyReport,
+  noteDamage,
+  type RecoveredLog,
+  type RecoveryContext,
+  type RecoveryReport,
+  recoverLog,
+} from './recovery.js';
 import { batchesAsync, batchesSync, Segment } from './segment.js';
 import { encodeIndexFile, NO_INDEX } from './segment-index.js';
 import { openSnapshotReader, receiveSnapshot, type SnapshotReader, type SnapshotWriter } from './snapshot.js';
@@ -143,6 +151,13 @@ export class GroupStorage implements LogReader {
   private hsVersion = 0;
   private hsDurableVersion = 0;
   private hsDirty = false;
+  /**
+   * No entry on disk has a larger term (hard-state.ts): raised before an entry above it is
+   * written, never lowered; it is written with every hard state.
+   */
+  private termBound = 0;
+  /** The bound the durable hard-state file holds; Infinity when unknown (no write is forced then). */
+  private termBoundDurable = Number.POSITIVE_INFINITY;
 
   /** @internal Segments that left the view and whose files the next flush removes. */
   doomed: Segment[] = [];
@@ -176,30 +191,49 @@ export class GroupStorage implements LogReader {
       await p.fs.mkdir(p.dir);
       await p.fs.syncDir(dirName(p.dir));
     }
+    // Damage found at an earlier open and not repaired since is reported again, first.
+    const recorded = await loadDamageRecord(p.fs, p.core, p.dir);
+    if (recorded.kind !== 'absent') {
+      const earlier = recorded.kind === 'ok' ? recorded.damage : [unreadableRecord(recorded.why)];
+      for (const d of earlier)
+        report.damage.push({ ...d, detail: `not repaired since an earlier open: ${d.detail}` });
+      report.possibleLoss = report.damage[0]!;
+    }
     const hsLoad = await loadHardState(p.fs, p.core, p.dir);
     report.hardState = hsLoad.kind;
     if (hsLoad.kind === 'ok') s.hs = hsLoad.hardState;
-    const recovered = await recoverLog({
+    const ctx: RecoveryContext = {
       fs: p.fs,
       core: p.core,
       pool: p.pool,
       dir: p.dir,
       options: s.options,
       report,
-    });
+      // Without a hard-state file (a new log) or with an unreadable one, there is no bound.
+      maxTerm: hsLoad.kind === 'ok' ? hsLoad.termBound : Number.POSITIVE_INFINITY,
+    };
+    const recovered = await recoverLog(ctx);
     if (hsLoad.kind === 'corrupt') {
-      const d: Damage = {
+      // Recorded before the node can overwrite the unreadable file with a new hard state.
+      await noteDamage(ctx, {
         reason: 'hard-state',
         lastIndexBefore: recovered.lastIndex,
         lastOffsetBefore: recovered.nextOffset - 1,
         file: 'state',
         position: 0,
         detail: `hard state unreadable (${hsLoad.why}): term and vote are unknown`,
-      };
-      report.damage.push(d);
-      report.possibleLoss ??= d;
+      });
     }
     s.adopt(recovered);
+    // From now on every term written raises the bound first. It starts above every term on
+    // disk (the view is the disk now) and the durable hard state's.
+    s.termBound = Math.max(
+      s.hs.term,
+      s.term(s.last) ?? 0,
+      hsLoad.kind === 'ok' && Number.isFinite(hsLoad.termBound) ? hsLoad.termBound : 0,
+    );
+    s.termBoundDurable =
+      hsLoad.kind === 'ok' ? hsLoad.termBound : hsLoad.kind === 'absent' ? 0 : Number.POSITIVE_INFINITY;
     // Bytes read back may still sit only in the page cache (a process restart, not a power
     // loss): make them durable before they count as durable.
     const lastSeg = s.segments[s.segments.length - 1];
@@ -519,6 +553,18 @@ export class GroupStorage implements LogReader {
     return this.damageFound;
   }
 
+  /**
+   * The node was repaired from its leader past everything it may have lost: forgets the
+   * damage, durably. Until then every open reports the damage recorded at open again
+   * (damage.ts), so a crash between finding damage and the node noting that it waits for
+   * repair cannot make it forget.
+   */
+  async clearDamage(): Promise<void> {
+    this.checkUsable();
+    await this.enqueue(() => clearDamageRecord(this.fs, this.dir));
+    this.damageFound.length = 0;
+  }
+
   onDamage(listener: Listener<Damage>): () => void {
     this.damageListeners.add(listener);
     return () => this.damageListeners.delete(listener);
@@ -656,6 +702,14 @@ export class GroupStorage implements LogReader {
     const hsVersion = this.hsDirty ? this.hsVersion : -1;
     const hs = this.hs;
     this.hsDirty = false;
+    // Terms never decrease along the log, so the last entry written has the largest term.
+    const writtenTerm = coveredIndex >= 0 ? (this.term(coveredIndex) ?? 0) : 0;
+    this.termBound = Math.max(this.termBound, hs.term, writtenTerm);
+    const termBound = this.termBound;
+    // An entry above the durable bound waits for a hard state carrying a bound above it
+    // (once per new term); otherwise the hard state, if changed, goes beside the log writes.
+    const raiseBoundFirst = writtenTerm > this.termBoundDurable;
+    const writeHs = hsVersion >= 0 || raiseBoundFirst;
     this.truncClamp = Number.POSITIVE_INFINITY;
 
     const logWork = async (): Promise<void> => {
@@ -691,7 +745,16 @@ export class GroupStorage implements LogReader {
       }
       if (dirDirty) await this.fs.syncDir(this.genDir);
     };
-    await Promise.all([logWork(), hsVersion >= 0 ? saveHardState(this.fs, this.core, this.dir, hs) : null]);
+    const hsWork = async (): Promise<void> => {
+      await saveHardState(this.fs, this.core, this.dir, hs, termBound);
+      this.termBoundDurable = termBound;
+    };
+    if (raiseBoundFirst) {
+      await hsWork();
+      await logWork();
+    } else {
+      await Promise.all([logWork(), writeHs ? hsWork() : null]);
+    }
 
     // Completion: advance what is readable from files and what is durable.
     for (const w of writes) {
@@ -895,6 +958,22 @@ export class GroupStorage implements LogReader {
     throw this.corruptRead(seg, pos, `entry ${index} is not where the index says`);
   }
 
+  /** The offset the sparse index says the batch at `position` holds (-1 if no entry is there). */
+  private offsetHeldAt(seg: Segment, position: number): number {
+    // Binary search: index positions ascend.
+    const ix = seg.index;
+    let lo = 0;
+    let hi = ix.count - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const at = ix.positions[mid]!;
+      if (at === position) return seg.baseOffset + ix.relOffsets[mid]!;
+      if (at < position) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
   /** Reads entries [lo, hi) from segment files into `out`; returns the next index not read. */
   private readEntriesSync(lo: number, hi: number, limit: number, out: Entry[], bytes: { n: number }): number {
     let i = lo;
@@ -903,7 +982,26 @@ export class GroupStorage implements LogReader {
       const rel = i - seg.firstIndex;
       let [pos, r] = seg.index.floorByRelIndex(this.core, rel);
       const before = i;
+      // Pair check of the offsets (outside the CRC, like the term): the walk starts where
+      // the index or the file name says which offset is stored, and the Raft log's offsets
+      // are contiguous from there.
+      const raftStart = this.manifest.snapshot.lastOffset + 1;
+      // An index entry names an offset its batch holds; position 0, the file's base offset.
+      const held = pos === 0 ? -1 : this.offsetHeldAt(seg, pos);
+      let expected = seg.baseOffset;
       for (const b of batchesSync(seg, pos, seg.diskBytes, this.readWindowBytes(limit))) {
+        const dv = dataView(b.bytes);
+        const base = baseOffsetAt(dv, 0);
+        const last = lastOffsetAt(dv, 0);
+        const fits =
+          b.position === pos && held >= 0
+            ? base <= held && held <= last
+            : expected >= raftStart
+              ? base === expected
+              : base >= expected;
+        if (!fits)
+          throw this.corruptRead(seg, b.position, `baseOffset ${base} does not fit after ${expected - 1}`);
+        expected = last + 1;
         pos = b.position;
         if (r++ < rel + (i - before)) continue;
         const scan = this.core.scanBatches(b.bytes);
@@ -1081,9 +1179,18 @@ export class GroupStorage implements LogReader {
     const s = this.manifest.snapshot;
     let state: Uint8Array | null = null;
     if (s.stateFile) {
-      state = await readFile(this.fs, joinPath(this.genDir, s.stateFile));
-      if (!state || state.length !== s.stateBytes || this.core.crc32c(state) !== s.stateCrc)
+      const loaded = await readFileDecoded(
+        this.fs,
+        joinPath(this.genDir, s.stateFile),
+        READ_ATTEMPTS,
+        (bytes) =>
+          bytes.length === s.stateBytes && this.core.crc32c(bytes) === s.stateCrc
+            ? { kind: 'ok' as const, bytes }
+            : { kind: 'corrupt' as const },
+      );
+      if (loaded?.kind !== 'ok')
         throw new StorageError('CORRUPT', `snapshot state ${s.stateFile} is missing or fails its CRC`);
+      state = loaded.bytes;
     }
     return { meta: { index: s.index, term: s.term, conf: s.conf, size: 0 }, lastOffset: s.lastOffset, state };
   }

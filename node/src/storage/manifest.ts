@@ -11,7 +11,8 @@ import type { Core } from '../../../core-wasm/src/index.js';
 import type { ConfState } from '../../../raft/src/types.js';
 import { magic, openEnvelope, sealEnvelope } from './envelope.js';
 import { invariant } from './errors.js';
-import { type FileSystem, joinPath, readFile, removeIfExists, writeFileAtomic } from './fs.js';
+import { type FileSystem, joinPath, readFileDecoded, removeIfExists, writeFileAtomic } from './fs.js';
+import { READ_ATTEMPTS } from './options.js';
 
 export const MANIFEST_FILE = 'manifest';
 const MANIFEST_MAGIC = magic('CMAN');
@@ -89,10 +90,7 @@ export type ManifestLoad =
   | { kind: 'ok'; manifest: Manifest }
   | { kind: 'corrupt'; why: string };
 
-export async function loadManifest(fs: FileSystem, core: Core, dir: string): Promise<ManifestLoad> {
-  await removeIfExists(fs, joinPath(dir, `${MANIFEST_FILE}.tmp`));
-  const bytes = await readFile(fs, joinPath(dir, MANIFEST_FILE));
-  if (bytes === null) return { kind: 'absent' };
+export function decodeManifest(core: Core, bytes: Uint8Array): ManifestLoad {
   const env = openEnvelope(core, MANIFEST_MAGIC, bytes);
   if (!env.ok) return { kind: 'corrupt', why: env.why };
   let parsed: unknown;
@@ -104,6 +102,14 @@ export async function loadManifest(fs: FileSystem, core: Core, dir: string): Pro
   return isManifest(parsed)
     ? { kind: 'ok', manifest: parsed }
     : { kind: 'corrupt', why: 'fields out of range' };
+}
+
+export async function loadManifest(fs: FileSystem, core: Core, dir: string): Promise<ManifestLoad> {
+  await removeIfExists(fs, joinPath(dir, `${MANIFEST_FILE}.tmp`));
+  const loaded = await readFileDecoded(fs, joinPath(dir, MANIFEST_FILE), READ_ATTEMPTS, (bytes) =>
+    decodeManifest(core, bytes),
+  );
+  return loaded ?? { kind: 'absent' };
 }
 
 export async function saveManifest(

@@ -49,6 +49,9 @@ export const DEFAULT_OPTIONS: Readonly<StorageOptions> = {
  */
 export const READ_ATTEMPTS = 3;
 
+/** Damages the durable damage record keeps (damage.ts); the first ones, which say the most. */
+export const MAX_DAMAGE_RECORDS = 32;
+
 /** Positions in a segment and in its index are u32, so a segment stays below 2^31 bytes (with headroom). */
 export const MAX_SEGMENT_BYTES = 2 ** 31;
 

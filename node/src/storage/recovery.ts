@@ -16,6 +16,7 @@
 //    index from the manifest's snapshot index; later segments follow by batch count.
 import type { Core, CorePool } from '../../../core-wasm/src/index.js';
 import { BATCH_HEADER_BYTES, batchSizeAt, crcAt, dataView, lastOffsetAt } from './batch-fields.js';
+import { type Damage, recordDamage } from './damage.js';
 import {
   type FileHandle,
   type FileSystem,
@@ -39,32 +40,7 @@ import { Segment } from './segment.js';
 import { decodeIndexFile, NO_INDEX, parseSegmentFileName } from './segment-index.js';
 import { TermRuns } from './term-runs.js';
 
-/** Why the node may have lost acknowledged data or state. */
-export type DamageReason =
-  /** A batch failed validation (length, magic, CRC) with valid data after it, or inside a sealed segment. */
-  | 'corrupt-batch'
-  /** A batch is valid by CRC but its offset or term does not fit the log (fields outside the CRC). */
-  | 'inconsistent-batch'
-  /** A segment is missing: offsets jump where the log must be contiguous. */
-  | 'missing-segment'
-  /** The hard-state file failed its CRC: the term and vote are unknown. */
-  | 'hard-state'
-  /** The manifest is missing or failed its CRC: where the log starts is unknown; the log was reset. */
-  | 'manifest'
-  /** A read (after open) found a stored batch that fails validation. */
-  | 'read';
-
-export interface Damage {
-  reason: DamageReason;
-  /** Last Raft index of the valid prefix that was kept (the log's lastIndex after recovery). */
-  lastIndexBefore: number;
-  /** Last offset of the valid prefix kept before the damage. */
-  lastOffsetBefore: number;
-  /** File and byte position where the damage was found. */
-  file: string;
-  position: number;
-  detail: string;
-}
+export type { Damage, DamageReason } from './damage.js';
 
 export interface RecoveryReport {
   /**
@@ -102,6 +78,8 @@ export interface RecoveryContext {
   dir: string;
   options: StorageOptions;
   report: RecoveryReport;
+  /** No entry of the Raft log may have a larger term (the hard state's term bound); default: no bound. */
+  maxTerm?: number;
 }
 
 export function emptyReport(): RecoveryReport {
@@ -117,9 +95,14 @@ export function emptyReport(): RecoveryReport {
   };
 }
 
-function addDamage(report: RecoveryReport, d: Damage): void {
-  report.damage.push(d);
-  report.possibleLoss ??= d;
+/**
+ * Reports damage, first making it durable (damage.ts): the caller cuts or resets what the
+ * damage concerns only after this returns, so a crash in between cannot forget it.
+ */
+export async function noteDamage(ctx: RecoveryContext, d: Damage): Promise<void> {
+  await recordDamage(ctx.fs, ctx.core, ctx.dir, d);
+  ctx.report.damage.push(d);
+  ctx.report.possibleLoss ??= d;
 }
 
 /** Finds or creates the manifest and the generation directory it names. */
@@ -140,7 +123,8 @@ async function openManifest(ctx: RecoveryContext): Promise<Manifest> {
       if (files.some((f) => parseSegmentFileName(f)?.ext === 'log')) hadSegments = true;
     }
     if (loaded.kind === 'corrupt' || hadSegments) {
-      addDamage(report, {
+      // Durable before the new manifest below forgets the old log.
+      await noteDamage(ctx, {
         reason: 'manifest',
         lastIndexBefore: 0,
         lastOffsetBefore: -1,
@@ -291,6 +275,9 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
       trusted = await trustIndex(ctx, genDir, seg, file, logBytes);
       // A trusted index must also fit the chain of Raft indexes.
       if (trusted && raftSeen && seg.firstIndex !== expectedFirst) trusted = false;
+      // And terms within the hard state's bound (a scan then finds the batch that is not).
+      if (trusted && ctx.maxTerm !== undefined && seg.runs.terms.some((t) => t > ctx.maxTerm!))
+        trusted = false;
       if (
         trusted &&
         holdsStart &&
@@ -308,6 +295,8 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
     let damaged: { position: number; reason: 'corrupt-batch' | 'inconsistent-batch'; detail: string } | null =
       null;
     let batchesBelowStart = 0;
+    /** Where to cut the segment once its damage is durably recorded (-1: no cut). */
+    let cutAt = -1;
     if (trusted) {
       report.segmentsTrusted++;
     } else {
@@ -322,6 +311,7 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
         fileBytes: logBytes,
         baseOffset: base,
         startOffset,
+        maxTerm: ctx.maxTerm,
         indexIntervalBytes: options.indexIntervalBytes,
         chunkBytes: options.scanChunkBytes,
         poolMinBytes: options.poolMinBytes,
@@ -351,7 +341,11 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
         // batch that fails its CRC is damage even at the very end (see ARCHITECTURE).
         if (isLast && !after && scan.stop.code === 'TRUNCATED') {
           report.tornTailBytes += logBytes - scan.stop.position;
+          // Cut the torn write, durably, so appends continue from the valid prefix.
+          await file.truncate(scan.stop.position);
+          await file.sync();
         } else {
+          cutAt = scan.stop.position;
           const where = after
             ? `; a valid batch follows at ${after.position} (offset ${after.baseOffset})`
             : isLast
@@ -363,9 +357,6 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
             detail: `${scan.stop.code}: ${scan.stop.message}${where}`,
           };
         }
-        // Cut what follows the valid prefix, durably, so appends continue from it.
-        await file.truncate(scan.stop.position);
-        await file.sync();
       }
       if (scan.firstOffset >= 0 && scan.firstOffset < base && !damaged) {
         damaged = {
@@ -385,7 +376,7 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
       };
     }
     if (prev && base > startOffset && prev.lastOffset >= startOffset - 1 && base !== prev.lastOffset + 1) {
-      addDamage(report, {
+      await noteDamage(ctx, {
         reason: 'missing-segment',
         lastIndexBefore:
           prev.firstIndex === NO_INDEX ? firstIndex - 1 : prev.firstIndex + prev.batchCount - 1,
@@ -406,7 +397,7 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
     } else if (base > startOffset) {
       if (!raftSeen) {
         // The log start lies before every remaining segment: the segment holding it is gone.
-        addDamage(report, {
+        await noteDamage(ctx, {
           reason: 'missing-segment',
           lastIndexBefore: firstIndex - 1,
           lastOffsetBefore: startOffset - 1,
@@ -444,7 +435,8 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
     }
 
     if (damaged) {
-      addDamage(report, {
+      // Recorded durably first: the cuts below forget what was there.
+      await noteDamage(ctx, {
         reason: damaged.reason,
         lastIndexBefore:
           seg.firstIndex !== NO_INDEX
@@ -455,6 +447,11 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
         position: damaged.position,
         detail: damaged.detail,
       });
+      if (cutAt >= 0) {
+        // Cut what follows the valid prefix, durably, so appends continue from it.
+        await file.truncate(cutAt);
+        await file.sync();
+      }
       if (damaged.reason === 'inconsistent-batch' && damaged.position === 0) {
         // The whole segment does not fit: it and everything after it leave the log.
         await file.close();

@@ -32,6 +32,11 @@ export interface ScanParams {
   baseOffset: number;
   /** The Raft log's start offset: batches from it on must be contiguous, with non-decreasing terms. */
   startOffset: number;
+  /**
+   * No batch of the Raft log may have a larger term: the bound the hard state recorded
+   * before any entry of a larger term was written (hard-state.ts). Infinity: unknown.
+   */
+  maxTerm?: number;
   indexIntervalBytes: number;
   chunkBytes: number;
   poolMinBytes: number;
@@ -82,6 +87,7 @@ export async function scanSegment(p: ScanParams): Promise<SegmentScan> {
     stop: null,
   };
   let lastTerm = -1;
+  const maxTerm = p.maxTerm ?? Number.POSITIVE_INFINITY;
 
   /** Walks whole validated batches in `buf` (file position `at`); returns bytes consumed (less on inconsistency). */
   const walk = (buf: Uint8Array, at: number): number => {
@@ -93,14 +99,26 @@ export async function scanSegment(p: ScanParams): Promise<SegmentScan> {
       const last = base + dv.getInt32(q + 23);
       const term = epochAt(dv, q);
       const inRaft = base >= p.startOffset;
+      // The next offset the log can hold here: out.lastOffset starts at the file's base - 1,
+      // so the first batch of a segment is held to the offset in the file's name. From the
+      // Raft start on, offsets are contiguous (the leader stamps last + 1); below it
+      // (compacted or received data) they only increase, and a batch never straddles it
+      // (the start follows a whole entry).
+      const expected = out.lastOffset + 1;
       const why =
-        base <= out.lastOffset
+        base < expected
           ? `baseOffset ${base} does not follow ${out.lastOffset}`
-          : inRaft && out.batchCount > 0 && out.lastOffset >= p.startOffset - 1 && base !== out.lastOffset + 1
+          : expected >= p.startOffset && base !== expected
             ? `baseOffset ${base} leaves a gap after ${out.lastOffset} in the Raft log`
-            : inRaft && term < lastTerm
-              ? `term ${term} after term ${lastTerm}`
-              : null;
+            : expected < p.startOffset && inRaft && base !== p.startOffset
+              ? `baseOffset ${base} is past the Raft log's start ${p.startOffset}`
+              : !inRaft && last >= p.startOffset
+                ? `batch ${base}..${last} straddles the Raft log's start ${p.startOffset}`
+                : inRaft && term < lastTerm
+                  ? `term ${term} after term ${lastTerm}`
+                  : inRaft && term > maxTerm
+                    ? `term ${term} is above every term the hard state allowed (${maxTerm})`
+                    : null;
       if (why) {
         out.stop = { position: at + q, code: 'INCONSISTENT', message: why };
         return q;
@@ -165,7 +183,11 @@ export async function scanSegment(p: ScanParams): Promise<SegmentScan> {
       const scan = await job.result;
       const walked = walk(job.buf.subarray(0, scan.validBytes), job.at);
       out.validBytes = job.at + walked;
-      if (out.stop) return false;
+      if (out.stop) {
+        // Header fields outside the CRC do not fit: read again too (a flipped bit in transit).
+        failedAt = out.stop.position;
+        return false;
+      }
       if (scan.error) {
         failedAt = job.at + scan.validBytes;
         out.stop = { position: failedAt, code: scan.error.code, message: scan.error.message };
@@ -204,7 +226,7 @@ export async function scanSegment(p: ScanParams): Promise<SegmentScan> {
     }
     // Let jobs still in flight finish before returning or retrying (their buffers are ours).
     await Promise.allSettled(jobs.map((j) => j.result));
-    if (out.stop === null || out.stop.code === 'INCONSISTENT' || failedAt < 0) break;
+    if (out.stop === null || failedAt < 0) break;
     // A read can be faulty where the disk is not: read again from the failure before judging it.
     attempts = retryAt === failedAt ? attempts + 1 : 1;
     retryAt = failedAt;
