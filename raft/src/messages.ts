@@ -51,6 +51,13 @@ export interface HeartbeatMessage extends Envelope {
 export interface HeartbeatResponse extends Envelope {
   type: 'heartbeatResponse';
   readSeq: number;
+  /**
+   * Present when the heartbeat's commit (≤ what this follower acknowledged) lies past the
+   * end of its log: the index its log ends at. It lost entries it acknowledged (a wiped or
+   * damaged disk), and the leader, which would otherwise only send heartbeats to a follower
+   * it believes matched, probes it again and re-sends what it lacks.
+   */
+  logEnd?: number;
 }
 
 /** RequestVote (Raft §5.2), or a pre-vote (thesis §9.6) when `pre`. */

@@ -110,6 +110,17 @@ export class Progress {
     this.inflights = new Inflights(maxInflightMsgs, maxInflightBytes);
   }
 
+  /**
+   * The follower reports its log ends at `logEnd`, below its match: it lost entries it had
+   * acknowledged. Forget the match (0 is always a safe under-estimate for commit counting)
+   * and probe from its end.
+   */
+  lostEntries(logEnd: number): void {
+    this.match = 0;
+    this.becomeProbe();
+    this.next = logEnd + 1;
+  }
+
   becomeProbe(): void {
     // From snapshot: the follower will have at least the snapshot once it installs it.
     if (this.state === 'snapshot' && this.snapshot) {

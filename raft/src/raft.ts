@@ -959,7 +959,8 @@ export class RaftCore {
 
   private handleHeartbeat(m: HeartbeatMessage): void {
     // The leader sends min(our match, its commit): an index we hold and that matches.
-    this.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    const last = this.log.lastIndex();
+    this.commitTo(Math.min(m.commit, last));
     const resp: HeartbeatResponse = {
       type: 'heartbeatResponse',
       term: this.term,
@@ -967,6 +968,7 @@ export class RaftCore {
       to: m.from,
       readSeq: m.readSeq,
     };
+    if (m.commit > last) resp.logEnd = last;
     this.send(resp);
   }
 
@@ -1044,6 +1046,10 @@ export class RaftCore {
         pr.probeSent = false;
         // A full pipeline whose messages were lost would wait forever: let one append through.
         if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
+        // The follower's log ends below what it acknowledged to us: it lost entries (a
+        // wiped disk); probe it again, or an idle group would never re-send them.
+        if (m.logEnd !== undefined && m.logEnd < pr.match && pr.state !== 'snapshot')
+          pr.lostEntries(m.logEnd);
         if (pr.match < this.log.lastIndex()) pr.forceAppend = true;
         // A round we have not started yet cannot be answered: ignore such a claim.
         if (m.readSeq > pr.readSeqAcked && m.readSeq <= this.readSeq) {
@@ -1516,7 +1522,7 @@ function validateMessage(m: Message, self: NodeId): void {
       if (!isCount(m.commit) || !isCount(m.readSeq)) bad('bad fields');
       return;
     case 'heartbeatResponse':
-      if (!isCount(m.readSeq)) bad('bad fields');
+      if (!isCount(m.readSeq) || (m.logEnd !== undefined && !isCount(m.logEnd))) bad('bad fields');
       return;
     case 'vote':
       if (

@@ -606,6 +606,28 @@ test('lost acknowledged entries: the node neither votes nor campaigns until repa
   for (const id of [1, 2, 3]) assert.is(text(c.node(id).applied.get(committed)), 'acked');
 });
 
+test('a follower that lost its whole log is re-sent it by heartbeats alone, with no new entries', () => {
+  const c = new Cluster({ ids: [1, 2, 3] });
+  c.elect(1);
+  c.propose(1, 'a', 'b', 'c');
+  c.stabilize();
+  const last = c.core(1).lastIndex;
+  assert.is(c.core(3).lastIndex, last);
+  // Node 3's disk is wiped (it rejoins knowing it lost what it acknowledged); the group is idle.
+  const n3 = c.node(3);
+  n3.crash();
+  n3.disk = new MemoryLog();
+  n3.diskHard = { term: 0, vote: 0, commit: 0 };
+  n3.restart(last);
+  for (let i = 0; i < 3 * T; i++) {
+    c.tick();
+    c.stabilize();
+  }
+  assert.is(c.core(3).lastIndex, last, 'the leader probed it again and re-sent the log');
+  assert.is(c.core(3).status().recoveringUntil, 0, 'and its repair is complete');
+  assert.is(text(n3.applied.get(last)), 'c');
+});
+
 test('a 21-voter cluster elects, commits and tolerates 10 failures', () => {
   const ids = Array.from({ length: 21 }, (_, i) => i + 1);
   const c = new Cluster({ ids });

@@ -80,7 +80,9 @@ export function raftMessageValidator(core: Core, maxEntriesPerMessage = 1 << 20)
       case 'heartbeat':
         return isCount(m['commit']) && isCount(m['readSeq']) ? null : 'heartbeat malformed';
       case 'heartbeatResponse':
-        return isCount(m['readSeq']) ? null : 'heartbeatResponse malformed';
+        return isCount(m['readSeq']) && (m['logEnd'] === undefined || isCount(m['logEnd']))
+          ? null
+          : 'heartbeatResponse malformed';
       case 'vote':
         return isBool(m['pre']) && isCount(m['lastIndex']) && isCount(m['lastTerm']) && isBool(m['transfer'])
           ? null
