@@ -41,6 +41,9 @@ async function removeIfExists(fs: FileSystem, path: string): Promise<void> {
 const sameSnapshot = (a: SnapshotMeta, b: { index: number; term: number }) =>
   a.index === b.index && a.term === b.term;
 
+/** Read size when the leader verifies the data under a snapshot before sending it. */
+const SNAPSHOT_VERIFY_READ_BYTES = 1024 * 1024;
+
 const isCorrupt = (e: unknown) => e instanceof StorageError && e.code === 'CORRUPT';
 
 /** Storage's CORRUPT (a read failed validation after its retries) as the node's StoreCorruption. */
@@ -114,10 +117,11 @@ export class SegmentGroupStore implements GroupStore {
     const sm = s.snapshotMeta();
     if (sm.index > 0) {
       // A snapshot state that fails its CRC is damage (StoreCorruption): the caller resets.
-      const loaded = await s.loadSnapshot().catch((e) => {
+      const rethrow = (e: unknown): never => {
         throw asCorruption(e);
-      });
-      const reader = await s.openSnapshotReader();
+      };
+      const loaded = await s.loadSnapshot().catch(rethrow);
+      const reader = await s.openSnapshotReader().catch(rethrow);
       snapshot = { ...loaded.meta, size: reader.size };
       this.outgoing = { meta: snapshot, reader };
       snapshotState = loaded.state ?? new Uint8Array(0);
@@ -201,17 +205,42 @@ export class SegmentGroupStore implements GroupStore {
       // After an install or a restart the snapshot on disk may be the one asked for.
       const sm = this.storage.snapshotMeta();
       if (!sameSnapshot(meta, sm)) return undefined;
-      const reader = await this.storage.openSnapshotReader();
+      const reader = await this.storage.openSnapshotReader().catch((e) => {
+        throw asCorruption(e);
+      });
       const old = this.outgoing;
       this.outgoing = { meta: { ...meta, size: reader.size }, reader };
       await old?.reader.close();
     }
     const o = this.outgoing!;
     if (o.reader.size !== meta.size || offset + length > o.reader.size) return undefined;
+    if (offset === 0) await this.verifySnapshotData();
     try {
       return await o.reader.read(offset, length);
     } catch (e) {
       throw asCorruption(e);
+    }
+  }
+
+  /**
+   * The snapshot stream carries the data segments as stored, unvalidated: before a transfer
+   * starts, the leader reads its records under the snapshot back through validated reads,
+   * so that damage there is found here (and repaired) instead of being sent to a follower
+   * that can only refuse it, again and again. One read of the partition per transfer.
+   */
+  private async verifySnapshotData(): Promise<void> {
+    const end = this.storage.snapshotMeta().lastOffset + 1;
+    for (let at = this.storage.logStartOffset(); at < end; ) {
+      let next: number;
+      try {
+        next = (await this.storage.read(at, { maxBytes: SNAPSHOT_VERIFY_READ_BYTES, endOffset: end }))
+          .nextOffset;
+      } catch (e) {
+        if (isCorrupt(e)) throw asCorruption(e);
+        return; // e.g. retention moved the start meanwhile: the transfer goes on, the follower checks it
+      }
+      if (next <= at) return;
+      at = next;
     }
   }
 
