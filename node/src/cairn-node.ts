@@ -20,9 +20,9 @@ import { isAddress, isNodeId, type NodeConfig } from './config.js';
 import { asCairnError, CairnError, invalidRequest, limitExceeded, notLeader, unavailable } from './errors.js';
 import { MetadataGroup } from './group/metadata-group.js';
 import { PartitionGroup } from './group/partition-group.js';
-import { type ApplyObserver, type GroupMachine, RaftGroup } from './group/raft-group.js';
+import { type ApplyObserver, type GroupMachine, type GroupRestart, RaftGroup } from './group/raft-group.js';
 import { GroupRuntime } from './group/runtime.js';
-import type { GroupStore, OpenedState } from './group/store.js';
+import { type GroupStore, type OpenedState, StoreCorruption } from './group/store.js';
 import type {
   AppendInput,
   AppendResult,
@@ -51,6 +51,7 @@ import {
   encodeMetaEntry,
   type Member,
   type MetaCommand,
+  MetadataState,
   type MetaResult,
   placeReplicas,
   planRemoval,
@@ -62,8 +63,16 @@ import {
 
 /** Where groups keep their data: one store per group (node/storage for real). */
 export interface StoreProvider {
-  /** Opens (creating or recovering) a group's store; `segmentBytes` overrides the segment size. */
-  open(groupId: number, segmentBytes?: number): Promise<{ store: GroupStore; opened: OpenedState }>;
+  /**
+   * Opens (creating or recovering) a group's store; `segmentBytes` overrides the segment
+   * size. `repair`: the group found damage while running — verify every stored byte (not
+   * only the tail) and cut or reset what fails, reporting it as OpenedState.lostEntries.
+   */
+  open(
+    groupId: number,
+    segmentBytes?: number,
+    options?: { repair?: boolean },
+  ): Promise<{ store: GroupStore; opened: OpenedState }>;
   /** Deletes a group's data (the group is stopped and its store closed). */
   remove(groupId: number): Promise<void>;
   /** Group ids with data on disk. */
@@ -87,10 +96,14 @@ export interface CairnNodeOptions {
   /** Batch bytes served by Read and Subscribe. */
   onRead?(bytes: number): void;
   onPersist?(seconds: number): void;
+  /** A group restarted from its storage: after damage (to be repaired) or a refused snapshot. */
+  onGroupRestart?(cause: GroupRestart['cause']): void;
   /** Sees every entry the node's groups apply, in order (the simulator's state-machine-safety check). */
   applyObserver?: ApplyObserver;
 }
 
+/** Attempts to start group 0 when each finds damage (then the node fails to start). */
+const OPEN_ATTEMPTS = 3;
 /** Leader duties run every this many ticks. */
 const DUTY_TICKS = 5;
 /** Retention and key compaction run every this many duty rounds. */
@@ -101,7 +114,16 @@ export class CairnNode implements NodeApi {
   private readonly runtime: GroupRuntime;
   private readonly meta: MetadataGroup;
   private readonly partitions = new Map<number, PartitionGroup>();
+  /** Partition groups opening, or stopped and waiting to open again: reconcile leaves them be. */
   private readonly starting = new Set<number>();
+  /** Groups whose next open verifies all of their storage and repairs what fails (DESIGN §6). */
+  private readonly repairOnOpen = new Set<number>();
+  /**
+   * After group 0 restarted, the catalog is rebuilt from its snapshot and log: until it is
+   * applied again this far it is only a prefix of what this node acted on, and reconciling
+   * against it would stop (and delete) partitions it does not list yet.
+   */
+  private catalogFloor = 0;
   /** Groups whose retention or compaction is running. */
   private readonly maintaining = new Set<number>();
   private reconciling: Promise<void> | null = null;
@@ -122,15 +144,24 @@ export class CairnNode implements NodeApi {
       log: o.log,
       tickMs: o.config.raft.tickMs,
       onFatal: (err) => this.fatal(err),
+      onGroupRestart: (g, why) => this.onGroupRestart(g, why),
       onPersist: o.onPersist,
       observer: o.applyObserver,
       beforeProcess: () => {
-        for (const p of this.partitions.values()) p.drain();
+        for (const p of this.partitions.values()) {
+          try {
+            p.drain();
+          } catch (err) {
+            // The leader's tail view reads its log: damage there stops this group, not the node.
+            if (!(err instanceof StoreCorruption)) throw err;
+            p.group.halt({ cause: 'damage', detail: err.message });
+          }
+        }
       },
     });
     this.meta = new MetadataGroup(
       o.core,
-      (cmd) => this.onCatalogApplied(cmd),
+      (cmd, _result, index) => this.onCatalogApplied(cmd, index),
       (s) => this.onMetadataRole(s),
     );
   }
@@ -160,12 +191,39 @@ export class CairnNode implements NodeApi {
     };
   }
 
+  /**
+   * Opens group 0's store and starts the group. Damage found while starting it (reading
+   * entry 1 or the configuration entries) marks the store as repairing and opens it again,
+   * verified in full.
+   */
   private async openMetadataGroup(): Promise<void> {
-    const { store, opened } = await this.o.stores.open(METADATA_GROUP);
+    for (let attempt = 1; ; attempt++) {
+      const repair = this.repairOnOpen.has(METADATA_GROUP);
+      const { store, opened } = await this.o.stores.open(METADATA_GROUP, undefined, { repair });
+      this.repairOnOpen.delete(METADATA_GROUP);
+      try {
+        await this.startMetadataGroup(store, opened);
+        return;
+      } catch (err) {
+        if (!(err instanceof StoreCorruption) || attempt >= OPEN_ATTEMPTS) {
+          await store.close().catch(() => {});
+          throw err;
+        }
+        this.o.log.warn({ group: METADATA_GROUP, err: err.message }, 'damage found while starting the group');
+        await store.markLostEntries(Math.max(store.lastIndex(), opened.hardState?.commit ?? 0, 1));
+        await store.close();
+        this.repairOnOpen.add(METADATA_GROUP);
+        this.meta.state = MetadataState.empty();
+      }
+    }
+  }
+
+  private async startMetadataGroup(store: GroupStore, opened: OpenedState): Promise<void> {
     const c = this.o.config;
     const fresh = opened.hardState === undefined && opened.snapshot === undefined && store.lastIndex() === 0;
     let conf: ConfState = { voters: [], learners: [] };
-    if (fresh && !c.join) {
+    // A group being repaired learns its log from the leader, entry 1 included.
+    if (fresh && !c.join && opened.lostEntries === undefined) {
       // A new cluster: every initial node writes the same entry 1 (the first catalog) and
       // the same configuration, so they agree on index 1 without an election.
       const cmd: MetaCommand = {
@@ -208,7 +266,11 @@ export class CairnNode implements NodeApi {
 
   // --- catalog reactions ----------------------------------------------------------------
 
-  private onCatalogApplied(cmd: MetaCommand | null): void {
+  private onCatalogApplied(cmd: MetaCommand | null, index: number): void {
+    if (this.catalogFloor > 0 && index >= this.catalogFloor) {
+      this.catalogFloor = 0;
+      this.requestReconcile();
+    }
     if (cmd === null) {
       this.updatePeers();
       this.requestReconcile();
@@ -266,6 +328,7 @@ export class CairnNode implements NodeApi {
   private async reconcileGroups(): Promise<void> {
     const state = this.meta.state;
     if (state.clusterId === '') return; // not caught up with group 0 yet
+    if (this.catalogFloor > 0) return; // group 0 restarted and is not yet where it was
     // A group with data here starts too, even if the catalog has moved it away: until the
     // move completes this node may still be one of its voters (the group then stops below
     // once its own configuration no longer has this node).
@@ -309,7 +372,9 @@ export class CairnNode implements NodeApi {
     const meta = s.partitions[partition]!;
     this.starting.add(meta.groupId);
     try {
-      const { store, opened } = await this.o.stores.open(meta.groupId, s.config.segmentBytes);
+      const repair = this.repairOnOpen.has(meta.groupId);
+      const { store, opened } = await this.o.stores.open(meta.groupId, s.config.segmentBytes, { repair });
+      this.repairOnOpen.delete(meta.groupId);
       if (this.stopped) {
         await store.close();
         return;
@@ -324,7 +389,6 @@ export class CairnNode implements NodeApi {
         addressOf: (id) => this.meta.state.member(id)?.apiAddress ?? '',
         schedule: () => this.runtime.schedule(),
       });
-      if (opened.snapshot !== undefined) pg.restore(opened.snapshot, opened.snapshotState!);
       const fresh =
         opened.hardState === undefined && opened.snapshot === undefined && store.lastIndex() === 0;
       // The group's history starts at index 0 with the replicas it was created with.
@@ -332,17 +396,25 @@ export class CairnNode implements NodeApi {
         voters: [...meta.initialReplicas].sort((a, b) => a - b),
         learners: [],
       };
-      const group = new RaftGroup(meta.groupId, this.runtime.host, store, pg, {
-        conf,
-        hardState: opened.hardState,
-        applied: opened.snapshot?.index ?? 0,
-        snapshot: opened.snapshot,
-        partialSnapshot: opened.partialSnapshot,
-        lostEntries:
-          opened.lostEntries ?? (fresh && this.o.config.join ? { lastIndexBeforeRepair: 1 } : undefined),
-        random: () => this.o.random.next(),
-        options: this.raftOptions(),
-      });
+      let group: RaftGroup;
+      try {
+        if (opened.snapshot !== undefined) pg.restore(opened.snapshot, opened.snapshotState!);
+        // The core reads the log's configuration entries as it starts.
+        group = new RaftGroup(meta.groupId, this.runtime.host, store, pg, {
+          conf,
+          hardState: opened.hardState,
+          applied: opened.snapshot?.index ?? 0,
+          snapshot: opened.snapshot,
+          partialSnapshot: opened.partialSnapshot,
+          lostEntries:
+            opened.lostEntries ?? (fresh && this.o.config.join ? { lastIndexBeforeRepair: 1 } : undefined),
+          random: () => this.o.random.next(),
+          options: this.raftOptions(),
+        });
+      } catch (err) {
+        await this.afterFailedStart(meta.groupId, store, opened, err);
+        return;
+      }
       pg.group = group;
       this.partitions.set(meta.groupId, pg);
       this.runtime.add(group);
@@ -350,6 +422,76 @@ export class CairnNode implements NodeApi {
     } finally {
       this.starting.delete(meta.groupId);
     }
+  }
+
+  /**
+   * A group whose start read damaged entries is marked as repairing (its whole log counts
+   * as possibly acknowledged), closed, and opened again later, verified in full.
+   */
+  private async afterFailedStart(
+    groupId: number,
+    store: GroupStore,
+    opened: OpenedState,
+    err: unknown,
+  ): Promise<void> {
+    if (!(err instanceof StoreCorruption)) {
+      await store.close().catch(() => {});
+      throw err;
+    }
+    this.o.log.warn({ group: groupId, err: err.message }, 'damage found while starting the group');
+    await store.markLostEntries(Math.max(store.lastIndex(), opened.hardState?.commit ?? 0, 1));
+    await store.close();
+    this.repairOnOpen.add(groupId);
+    this.o.onGroupRestart?.('damage');
+    this.o.clock.setTimer(this.restartDelayMs(), () => this.requestReconcile());
+  }
+
+  /** A group stopped itself (damage, a refused snapshot): start it again from storage. */
+  private onGroupRestart(g: RaftGroup, why: GroupRestart): void {
+    if (this.stopped) return;
+    this.o.onGroupRestart?.(why.cause);
+    this.restartGroup(g, why).catch((err) => this.fatal(err));
+  }
+
+  private async restartGroup(g: RaftGroup, why: GroupRestart): Promise<void> {
+    const id = g.id;
+    const metadata = id === METADATA_GROUP;
+    if (metadata) {
+      if (this.meta.group !== g) return;
+    } else {
+      const pg = this.partitions.get(id);
+      if (pg?.group !== g) return;
+      this.partitions.delete(id);
+      pg.stop();
+      this.starting.add(id);
+    }
+    this.runtime.remove(id);
+    this.o.log.warn({ group: id, cause: why.cause, detail: why.detail }, 'restarting the group from storage');
+    try {
+      if (why.cause === 'damage') {
+        // Whatever the log held may have been acknowledged: the marker covers all of it
+        // (durably) before the reopen cuts the log at the damage.
+        const s = g.core.status();
+        await g.store.markLostEntries(Math.max(g.store.lastIndex(), s.commit, 1));
+        this.repairOnOpen.add(id);
+      }
+      await g.store.close().catch((err) => this.o.log.warn({ group: id, err }, 'closing the store failed'));
+      // Not at once: a fault that keeps striking must not spin.
+      await this.sleep(this.restartDelayMs());
+    } finally {
+      if (!metadata) this.starting.delete(id);
+    }
+    if (this.stopped) return;
+    if (metadata) {
+      this.catalogFloor = Math.max(this.catalogFloor, g.applied);
+      this.meta.state = MetadataState.empty();
+      await this.openMetadataGroup();
+      this.updatePeers();
+    } else this.requestReconcile();
+  }
+
+  private restartDelayMs(): number {
+    return this.o.config.raft.electionTicks * this.o.config.raft.tickMs;
   }
 
   private async stopPartition(groupId: number, removeData: boolean): Promise<void> {

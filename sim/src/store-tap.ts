@@ -19,8 +19,8 @@ export function tapStores(
   onRemove: (group: number) => void,
 ): StoreProvider {
   return {
-    async open(groupId, segmentBytes) {
-      const { store, opened } = await inner.open(groupId, segmentBytes);
+    async open(groupId, segmentBytes, options) {
+      const { store, opened } = await inner.open(groupId, segmentBytes, options);
       checker.checkRecovered(node, groupId, opened.hardState, store, opened.lostEntries !== undefined);
       const tapped = new TapStore(store, node, groupId, checker, opened);
       onOpen(groupId, tapped);
@@ -159,6 +159,12 @@ export class TapStore implements GroupStore {
   }
   compactKeys(deleteRetentionMs: number, nowMs: number): Promise<void> {
     return this.inner.compactKeys(deleteRetentionMs, nowMs);
+  }
+  onDamage(listener: (detail: string) => void): () => void {
+    return this.inner.onDamage(listener);
+  }
+  markLostEntries(lastIndexBeforeRepair: number): Promise<void> {
+    return this.inner.markLostEntries(lastIndexBeforeRepair);
   }
   clearLostEntries(): void {
     this.inner.clearLostEntries();

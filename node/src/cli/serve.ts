@@ -145,6 +145,7 @@ async function serve(config: NodeConfig): Promise<number> {
     },
     onRead: (bytes) => metrics?.apiBytesOut.inc(bytes),
     onPersist: (seconds) => metrics?.persistSeconds.observe(seconds),
+    onGroupRestart: (cause) => metrics?.groupRestarts.inc({ cause }),
   });
 
   let api: ApiServer;

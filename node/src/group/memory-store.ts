@@ -54,9 +54,15 @@ export class MemoryGroupStore implements GroupStore {
     };
   }
 
-  /** Marks the store as having lost acknowledged entries (tests of the repair path). */
-  markLostEntries(lastIndexBeforeRepair: number): void {
-    this.lost = { lastIndexBeforeRepair };
+  /** Marks the store as having lost acknowledged entries (the marker only grows). */
+  async markLostEntries(lastIndexBeforeRepair: number): Promise<void> {
+    const have = this.lost?.lastIndexBeforeRepair ?? 0;
+    this.lost = { lastIndexBeforeRepair: Math.max(have, lastIndexBeforeRepair) };
+  }
+
+  /** Memory does not rot: there is never damage to report. */
+  onDamage(_listener: (detail: string) => void): () => void {
+    return () => {};
   }
 
   firstIndex(): number {

@@ -26,6 +26,7 @@ import {
   PartitionState,
 } from '../state/partition.js';
 import type { GroupMachine, RaftGroup } from './raft-group.js';
+import { StoreCorruption } from './store.js';
 
 /** An append or offset commit waiting for the end of the turn. */
 interface Queued {
@@ -422,7 +423,12 @@ export class PartitionGroup implements GroupMachine {
     let batches: Uint8Array = new Uint8Array(0);
     let next = offset;
     if (offset < hw) {
-      const raw = await this.group.store.read(offset, hw, limit);
+      const raw = await this.group.store.read(offset, hw, limit).catch((err) => {
+        // The group restarts for repair (the store reported the damage); other replicas serve.
+        if (err instanceof StoreCorruption)
+          throw unavailable(`this replica of ${this.name} is being repaired; read from another`);
+        throw err;
+      });
       const kept = keepDataBatches(this.o.core, raw, maxRecords);
       batches = kept.bytes;
       next = Math.max(offset, kept.nextOffset);

@@ -14,6 +14,16 @@
 // something about the disk, so it may only leave once the disk holds it; the leader's own
 // appends promise nothing and leave at once, so followers write in parallel with the
 // leader (thesis §10.2.1); and the leader counts itself toward commit only after persisted().
+//
+// A group never stops the node for what its storage reads back or a peer sends: stored
+// bytes that fail validation (StoreCorruption, whether the core, a client read or a
+// snapshot transfer found them) and a received snapshot that fails its checks
+// (SnapshotRejected) stop this group only — its core may have been cut off halfway through
+// a step — and the host starts it again from storage (GroupHost.restart): after damage,
+// verified in full, cut at the damage and marked as repairing (DESIGN §6: no vote, no
+// campaign until caught up from a leader past what it held); after a refused snapshot, as
+// it was before the transfer, for the leader to send again. Only a failed write or fsync
+// is fatal (nothing on disk can be trusted to be as left).
 import {
   type ConfState,
   decodeConfState,
@@ -30,7 +40,18 @@ import {
 } from '../../../raft/src/index.js';
 import { CairnError, unavailable } from '../errors.js';
 import type { Logger } from '../ops/log.js';
-import type { GroupStore } from './store.js';
+import { type GroupStore, SnapshotRejected, StoreCorruption } from './store.js';
+
+/** Why a group stopped itself to be started again from its storage. */
+export interface GroupRestart {
+  /**
+   * 'damage': stored bytes failed validation — reopen verifying everything and repair
+   * from the leader. 'snapshot-rejected': a received snapshot failed its checks — the
+   * transfer is discarded, the log is as before.
+   */
+  cause: 'damage' | 'snapshot-rejected';
+  detail: string;
+}
 
 /** What the runtime offers a group: sending, scheduling, time. */
 export interface GroupHost {
@@ -43,6 +64,8 @@ export interface GroupHost {
   setTimer(ms: number, fn: () => void): () => void;
   /** Storage failed: the node cannot go on safely. */
   fatal(err: unknown): void;
+  /** The group stopped itself (see GroupRestart): start it again from its storage. */
+  restart(group: RaftGroup, why: GroupRestart): void;
   observePersist(seconds: number): void;
   /** Sees every entry each group applies and every snapshot it restores (the simulator's checkers). */
   readonly observer?: ApplyObserver;
@@ -52,7 +75,11 @@ export interface GroupHost {
 /** Observes what a node's groups apply, in order; it must not call back into the group. */
 export interface ApplyObserver {
   applied(group: number, entry: Entry): void;
-  /** The group's state machine was replaced by snapshot `meta` (applied is now meta.index). */
+  /**
+   * The group's state machine was replaced by snapshot `meta` (applied is now meta.index):
+   * an installed snapshot, or the group (re)starting from storage — at its snapshot, or
+   * empty at index 0 (`meta` then has index and term 0).
+   */
   restored(group: number, meta: SnapshotMeta): void;
 }
 
@@ -105,6 +132,7 @@ export class RaftGroup {
   private persistedHard: HardState | undefined;
   /** A snapshot install is in progress: the core must not be called (see process()). */
   private blocked = false;
+  private readonly stopListening: () => void;
 
   constructor(
     readonly id: number,
@@ -117,18 +145,23 @@ export class RaftGroup {
     this.appliedIndex = init.applied ?? store.firstIndex() - 1;
     this.appliedConf = init.snapshot?.conf ?? init.conf;
     this.persistedHard = init.hardState;
+    // A group restarted within the process applies again from its snapshot (or from 0).
+    host.observer?.restored(id, init.snapshot ?? { index: 0, term: 0, conf: this.appliedConf, size: 0 });
+    // Damage a client read finds (outside any core call) restarts the group too.
+    this.stopListening = store.onDamage((detail) => this.halt({ cause: 'damage', detail }));
   }
 
+  /** A stopped group (e.g. waiting to restart for repair) leads nothing. */
   get role(): SoftState['role'] {
-    return this.softState.role;
+    return this.stopped ? 'follower' : this.softState.role;
   }
 
   get leader(): NodeId {
-    return this.softState.leader;
+    return this.stopped ? 0 : this.softState.leader;
   }
 
   get isLeader(): boolean {
-    return this.softState.role === 'leader';
+    return !this.stopped && this.softState.role === 'leader';
   }
 
   get applied(): number {
@@ -143,7 +176,7 @@ export class RaftGroup {
 
   tick(): void {
     if (this.stopped || this.blocked) return;
-    this.core.tick();
+    this.guarded(() => this.core.tick(), undefined);
     this.host.markDirty(this);
   }
 
@@ -153,6 +186,10 @@ export class RaftGroup {
     try {
       this.core.step(m);
     } catch (err) {
+      if (err instanceof StoreCorruption) {
+        this.halt({ cause: 'damage', detail: err.message });
+        return;
+      }
       // The core refuses what it finds malformed without changing anything.
       this.host.log.warn(
         { group: this.id, from: m.from, err: (err as Error).message },
@@ -171,7 +208,11 @@ export class RaftGroup {
   propose(data: Uint8Array[]): { result: ProposeResult; applied: Promise<unknown>[] } {
     if (this.stopped || this.blocked)
       return { result: { ok: false, reason: 'notLeader', leader: 0 }, applied: [] };
-    const result = this.core.propose(data);
+    const result = this.guarded(() => this.core.propose(data), {
+      ok: false,
+      reason: 'notLeader',
+      leader: 0,
+    } as ProposeResult);
     this.host.markDirty(this);
     if (!result.ok) return { result, applied: [] };
     const applied: Promise<unknown>[] = [];
@@ -198,8 +239,9 @@ export class RaftGroup {
     if (this.stopped || this.blocked)
       return Promise.reject(unavailable('the group is not serving right now'));
     const context = this.nextReadContext++;
-    const r = this.core.readIndex(context);
+    const r = this.guarded(() => this.core.readIndex(context), undefined);
     this.host.markDirty(this);
+    if (r === undefined) return Promise.reject(unavailable('the group is not serving right now'));
     if (!r.ok) {
       return Promise.reject(
         r.reason === 'noLeader'
@@ -246,6 +288,10 @@ export class RaftGroup {
 
   /** Carries out every Ready the core has. Called by the runtime once per turn when dirty. */
   process(): void {
+    this.guarded(() => this.processReadies(), undefined);
+  }
+
+  private processReadies(): void {
     while (!this.stopped && !this.blocked && this.core.hasReady()) {
       const rd = this.core.takeReady();
       if (rd.snapshot.some((w) => w.type === 'install')) {
@@ -258,7 +304,17 @@ export class RaftGroup {
             this.blocked = false;
             this.host.markDirty(this);
           },
-          (err) => this.host.fatal(err),
+          (err) => {
+            if (err instanceof SnapshotRejected) {
+              // Peer input (a corrupted leader can send it): the core already moved to the
+              // snapshot point, so this group restarts from its storage, which still holds
+              // the log as it was; the leader finds it behind and sends again.
+              this.host.log.warn({ group: this.id, err: err.message }, 'received snapshot refused');
+              this.halt({ cause: 'snapshot-rejected', detail: err.message });
+            } else if (err instanceof StoreCorruption) {
+              this.halt({ cause: 'damage', detail: err.message });
+            } else this.host.fatal(err);
+          },
         );
         return;
       }
@@ -449,7 +505,12 @@ export class RaftGroup {
         }
         this.host.send(this.id, [{ ...m, data }]);
       },
-      (err) => this.host.fatal(err),
+      (err) => {
+        // The leader's own snapshot does not read back: it sends nothing it cannot vouch
+        // for, and is repaired like any other damage.
+        if (err instanceof StoreCorruption) this.halt({ cause: 'damage', detail: err.message });
+        else this.host.fatal(err);
+      },
     );
   }
 
@@ -482,12 +543,41 @@ export class RaftGroup {
   }
 
   private complete(batch: PersistSlot[]): void {
-    for (const s of batch) {
-      if (s.messages.length > 0) this.host.send(this.id, s.messages);
-      if (s.last !== undefined) this.core.persisted(s.last.index, s.last.term);
-      if (s.install !== undefined) this.core.snapshotInstalled(s.install);
-    }
+    this.guarded(() => {
+      for (const s of batch) {
+        if (s.messages.length > 0) this.host.send(this.id, s.messages);
+        if (s.last !== undefined) this.core.persisted(s.last.index, s.last.term);
+        if (s.install !== undefined) this.core.snapshotInstalled(s.install);
+      }
+    }, undefined);
     this.host.markDirty(this);
+  }
+
+  /**
+   * Runs a call into the core (or storage) that may read stored entries. Stored bytes that
+   * fail validation stop the group for repair (see the file comment) and `fallback` is
+   * returned; any other error is not ours to judge here and propagates.
+   */
+  private guarded<T>(fn: () => T, fallback: T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (!(err instanceof StoreCorruption)) throw err;
+      this.halt({ cause: 'damage', detail: err.message });
+      return fallback;
+    }
+  }
+
+  /** Stops the group (its core is not called again) and asks the host to start it anew. */
+  halt(why: GroupRestart): void {
+    if (this.stopped) return;
+    this.host.log.warn({ group: this.id, cause: why.cause, detail: why.detail }, 'group stops to restart');
+    this.stop(
+      why.cause === 'damage'
+        ? 'storage found damage; the group restarts to be repaired'
+        : 'a received snapshot was refused; the group restarts',
+    );
+    this.host.restart(this, why);
   }
 
   /**
@@ -517,6 +607,7 @@ export class RaftGroup {
   stop(why: string): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.stopListening();
     this.failWaitersFrom(0, why);
     for (const r of this.reads.values()) r.reject(unavailable(why));
     this.reads.clear();

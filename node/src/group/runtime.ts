@@ -11,7 +11,7 @@ import type { Logger } from '../ops/log.js';
 import type { GroupMessages } from '../peer/frame.js';
 import type { Clock } from '../seams/clock.js';
 import type { Transport } from '../seams/transport.js';
-import type { ApplyObserver, GroupHost, RaftGroup } from './raft-group.js';
+import type { ApplyObserver, GroupHost, GroupRestart, RaftGroup } from './raft-group.js';
 
 export interface RuntimeOptions {
   nodeId: NodeId;
@@ -21,6 +21,8 @@ export interface RuntimeOptions {
   tickMs: number;
   /** Storage failed under a group: the node must stop (it cannot promise durability). */
   onFatal(err: unknown): void;
+  /** A group stopped itself to be started again from its storage (damage, a refused snapshot). */
+  onGroupRestart(group: RaftGroup, why: GroupRestart): void;
   onPersist?(seconds: number): void;
   /** Sees what the groups apply (the simulator's checkers). */
   observer?: ApplyObserver;
@@ -51,6 +53,7 @@ export class GroupRuntime {
       now: () => opts.clock.now(),
       setTimer: (ms, fn) => opts.clock.setTimer(ms, fn),
       fatal: (err) => opts.onFatal(err),
+      restart: (group, why) => opts.onGroupRestart(group, why),
       observePersist: (s) => opts.onPersist?.(s),
       observer: opts.observer,
     };

@@ -20,10 +20,11 @@ import {
   removeTree,
   type SnapshotReader,
   type SnapshotWriter,
+  StorageError,
   type StorageOptions,
   writeFileAtomic,
 } from '../storage/index.js';
-import type { GroupStore, OpenedState } from './store.js';
+import { type GroupStore, type OpenedState, SnapshotRejected, StoreCorruption } from './store.js';
 
 const METADATA_GROUP = 0;
 const utf8 = new TextEncoder();
@@ -40,6 +41,24 @@ async function removeIfExists(fs: FileSystem, path: string): Promise<void> {
 const sameSnapshot = (a: SnapshotMeta, b: { index: number; term: number }) =>
   a.index === b.index && a.term === b.term;
 
+/** Read size when the leader verifies the data under a snapshot before sending it. */
+const SNAPSHOT_VERIFY_READ_BYTES = 1024 * 1024;
+
+const isCorrupt = (e: unknown) => e instanceof StorageError && e.code === 'CORRUPT';
+
+/** Storage's CORRUPT (a read failed validation after its retries) as the node's StoreCorruption. */
+function asCorruption(e: unknown): unknown {
+  return isCorrupt(e) ? new StoreCorruption((e as Error).message, e) : e;
+}
+
+/** The repair marker's value, or undefined when there is none (or it is unreadable). */
+async function readMarker(fs: FileSystem, path: string): Promise<number | undefined> {
+  const marker = await readFile(fs, path);
+  if (marker === null) return undefined;
+  const v = Number(utf8Decoder.decode(marker));
+  return Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
+
 export class SegmentGroupStore implements GroupStore {
   /**
    * node/storage's entry codec (entry-codec.ts) still refuses a control batch as a normal
@@ -49,7 +68,15 @@ export class SegmentGroupStore implements GroupStore {
   /** The snapshot we send to followers, open (its segments pinned) while it is current. */
   private outgoing: { meta: SnapshotMeta; reader: SnapshotReader } | undefined;
   /** The snapshot being received, with the chain of its chunk writes. */
-  private incoming: { meta: SnapshotMeta; writer: Promise<SnapshotWriter>; chain: Promise<void> } | undefined;
+  private incoming:
+    | {
+        meta: SnapshotMeta;
+        writer: Promise<SnapshotWriter>;
+        chain: Promise<void>;
+        /** Why the stream refused a chunk (peer input): the install is refused. */
+        refused?: StorageError;
+      }
+    | undefined;
   /** Serializes sync() so that its promises resolve in call order. */
   private lastSync: Promise<void> = Promise.resolve();
 
@@ -73,12 +100,7 @@ export class SegmentGroupStore implements GroupStore {
     const lastTerm = s.term(s.lastIndex()) ?? 0;
     if (lastTerm > hs.term) hs = { term: lastTerm, vote: 0, commit: hs.commit };
     const hardState = hs.term === 0 && hs.vote === 0 && hs.commit === 0 ? undefined : hs;
-    let lost: number | undefined;
-    const marker = await readFile(this.fs, this.repairPath);
-    if (marker !== null) {
-      const v = Number(utf8Decoder.decode(marker));
-      if (Number.isSafeInteger(v) && v >= 0) lost = v;
-    }
+    let lost = await readMarker(this.fs, this.repairPath);
     if (possibleLoss !== undefined) {
       // Storage cut the log at damage: entries this node acknowledged may be gone. The node
       // must catch up from a leader past everything it may have acknowledged: at least the
@@ -94,8 +116,12 @@ export class SegmentGroupStore implements GroupStore {
     let snapshotState: Uint8Array | undefined;
     const sm = s.snapshotMeta();
     if (sm.index > 0) {
-      const loaded = await s.loadSnapshot();
-      const reader = await s.openSnapshotReader();
+      // A snapshot state that fails its CRC is damage (StoreCorruption): the caller resets.
+      const rethrow = (e: unknown): never => {
+        throw asCorruption(e);
+      };
+      const loaded = await s.loadSnapshot().catch(rethrow);
+      const reader = await s.openSnapshotReader().catch(rethrow);
       snapshot = { ...loaded.meta, size: reader.size };
       this.outgoing = { meta: snapshot, reader };
       snapshotState = loaded.state ?? new Uint8Array(0);
@@ -119,7 +145,11 @@ export class SegmentGroupStore implements GroupStore {
     return this.storage.term(index);
   }
   entries(lo: number, hi: number, maxBytes: number) {
-    return this.storage.entries(lo, hi, maxBytes);
+    try {
+      return this.storage.entries(lo, hi, maxBytes);
+    } catch (e) {
+      throw asCorruption(e);
+    }
   }
 
   write(w: LogWrite): void {
@@ -147,7 +177,11 @@ export class SegmentGroupStore implements GroupStore {
   }
 
   async read(offset: number, endOffset: number, maxBytes: number): Promise<Uint8Array> {
-    return (await this.storage.read(offset, { maxBytes, endOffset })).bytes;
+    try {
+      return (await this.storage.read(offset, { maxBytes, endOffset })).bytes;
+    } catch (e) {
+      throw asCorruption(e);
+    }
   }
 
   async takeSnapshot(index: number, term: number, conf: ConfState, state: Uint8Array): Promise<SnapshotMeta> {
@@ -171,14 +205,43 @@ export class SegmentGroupStore implements GroupStore {
       // After an install or a restart the snapshot on disk may be the one asked for.
       const sm = this.storage.snapshotMeta();
       if (!sameSnapshot(meta, sm)) return undefined;
-      const reader = await this.storage.openSnapshotReader();
+      const reader = await this.storage.openSnapshotReader().catch((e) => {
+        throw asCorruption(e);
+      });
       const old = this.outgoing;
       this.outgoing = { meta: { ...meta, size: reader.size }, reader };
       await old?.reader.close();
     }
     const o = this.outgoing!;
     if (o.reader.size !== meta.size || offset + length > o.reader.size) return undefined;
-    return o.reader.read(offset, length);
+    if (offset === 0) await this.verifySnapshotData();
+    try {
+      return await o.reader.read(offset, length);
+    } catch (e) {
+      throw asCorruption(e);
+    }
+  }
+
+  /**
+   * The snapshot stream carries the data segments as stored, unvalidated: before a transfer
+   * starts, the leader reads its records under the snapshot back through validated reads,
+   * so that damage there is found here (and repaired) instead of being sent to a follower
+   * that can only refuse it, again and again. One read of the partition per transfer.
+   */
+  private async verifySnapshotData(): Promise<void> {
+    const end = this.storage.snapshotMeta().lastOffset + 1;
+    for (let at = this.storage.logStartOffset(); at < end; ) {
+      let next: number;
+      try {
+        next = (await this.storage.read(at, { maxBytes: SNAPSHOT_VERIFY_READ_BYTES, endOffset: end }))
+          .nextOffset;
+      } catch (e) {
+        if (isCorrupt(e)) throw asCorruption(e);
+        return; // e.g. retention moved the start meanwhile: the transfer goes on, the follower checks it
+      }
+      if (next <= at) return;
+      at = next;
+    }
   }
 
   writeSnapshotChunk(meta: SnapshotMeta, offset: number, data: Uint8Array, _done: boolean): void {
@@ -187,14 +250,32 @@ export class SegmentGroupStore implements GroupStore {
     const inc = this.incoming ?? this.startIncoming(meta);
     // The core hands chunks in order; copy, since the bytes may be a view of a network frame.
     const chunk = Uint8Array.from(data);
-    inc.chain = inc.chain.then(async () => (await inc.writer).write(offset, chunk));
+    inc.chain = inc.chain.then(async () => {
+      if (inc.refused !== undefined) return; // the writer may not exist
+      try {
+        await (await inc.writer).write(offset, chunk);
+      } catch (e) {
+        // A chunk the stream cannot take is peer input: refused at install, not a disk failure.
+        if (!(e instanceof StorageError && e.code === 'BAD_SNAPSHOT')) throw e;
+        inc.refused = e;
+      }
+    });
   }
 
   private startIncoming(meta: SnapshotMeta) {
     const previous = this.incoming;
     const writer = (previous?.chain ?? Promise.resolve()).then(() => this.storage.receiveSnapshot(meta));
-    this.incoming = { meta, writer, chain: writer.then(() => {}) };
-    return this.incoming;
+    const inc: NonNullable<SegmentGroupStore['incoming']> = { meta, writer, chain: Promise.resolve() };
+    inc.chain = writer.then(
+      () => {},
+      (e) => {
+        // Metadata the stream refuses (e.g. too small a size) is peer input too.
+        if (!(e instanceof StorageError && e.code === 'BAD_SNAPSHOT')) throw e;
+        inc.refused = e;
+      },
+    );
+    this.incoming = inc;
+    return inc;
   }
 
   discardPartialSnapshot(_meta: SnapshotMeta): void {
@@ -210,11 +291,36 @@ export class SegmentGroupStore implements GroupStore {
     const inc = this.incoming;
     if (inc === undefined || !sameSnapshot(inc.meta, meta))
       throw new Error(`snapshot ${meta.index} was not being received`);
-    await inc.chain;
-    await (await inc.writer).finish();
     this.incoming = undefined;
-    const loaded = await this.storage.loadSnapshot();
-    return loaded.state ?? new Uint8Array(0);
+    try {
+      await inc.chain;
+      if (inc.refused !== undefined) throw inc.refused;
+      await (await inc.writer).finish();
+    } catch (e) {
+      // The stream failed its checks (BAD_SNAPSHOT), or what it holds did not read back
+      // (CORRUPT): before the manifest switch, so the old log stands. The partial stream
+      // goes; the leader sends the snapshot again. A failed write (FAILED) stops the node.
+      if (!(e instanceof StorageError) || (e.code !== 'BAD_SNAPSHOT' && !isCorrupt(e))) throw e;
+      const aborted = inc.chain.then(async () => (await inc.writer).abort()).catch(() => {});
+      this.lastSync = Promise.all([this.lastSync, aborted]).then(() => {});
+      throw new SnapshotRejected(`snapshot ${meta.index} (term ${meta.term}) refused: ${e.message}`, e);
+    }
+    try {
+      const loaded = await this.storage.loadSnapshot();
+      return loaded.state ?? new Uint8Array(0);
+    } catch (e) {
+      throw asCorruption(e);
+    }
+  }
+
+  onDamage(listener: (detail: string) => void): () => void {
+    return this.storage.onDamage((d) => listener(`${d.reason} in ${d.file} at ${d.position}: ${d.detail}`));
+  }
+
+  async markLostEntries(lastIndexBeforeRepair: number): Promise<void> {
+    const have = await readMarker(this.fs, this.repairPath);
+    if (have !== undefined && have >= lastIndexBeforeRepair) return;
+    await writeFileAtomic(this.fs, this.repairPath, utf8.encode(String(lastIndexBeforeRepair)));
   }
 
   clearLostEntries(): void {
@@ -269,27 +375,70 @@ export function segmentStores(o: SegmentStoresOptions): StoreProvider {
       }
       await o.fs.syncDir(o.dataDir);
     })());
+  const openStorage = (dir: string, segmentBytes: number | undefined, repair: boolean) =>
+    GroupStorage.open({
+      fs: o.fs,
+      dir,
+      core: o.core,
+      pool: o.pool,
+      options: {
+        ...o.storage,
+        ...(segmentBytes !== undefined && segmentBytes > 0 ? { segmentBytes } : {}),
+        // Tail recovery trusts sealed segments whose index checks out; damage found by a
+        // read is somewhere in them, so a repair scans every byte and cuts at the first bad one.
+        ...(repair ? { recovery: 'full' as const } : {}),
+      },
+      schedule: o.schedule,
+    });
   return {
-    async open(groupId, segmentBytes) {
+    async open(groupId, segmentBytes, options) {
       await ensureDirs();
       const dir = joinPath(groupsDir, String(groupId));
-      const { storage, report } = await GroupStorage.open({
-        fs: o.fs,
-        dir,
-        core: o.core,
-        pool: o.pool,
-        options: segmentBytes !== undefined && segmentBytes > 0 ? { ...o.storage, segmentBytes } : o.storage,
-        schedule: o.schedule,
-      });
-      if (report.possibleLoss !== null) {
-        o.log.warn(
-          { group: groupId, damage: report.possibleLoss },
-          'storage found damage: this group waits for repair',
-        );
+      const repairPath = `${dir}.repair`;
+      const dropSegments = groupId === METADATA_GROUP;
+      const { storage, report } = await openStorage(dir, segmentBytes, options?.repair === true);
+      const damage = report.possibleLoss;
+      if (damage !== null) {
+        o.log.warn({ group: groupId, damage }, 'storage found damage: this group waits for repair');
       }
-      const store = new SegmentGroupStore(storage, o.fs, `${dir}.repair`, groupId === METADATA_GROUP);
-      const opened = await store.opened(report.possibleLoss?.lastIndexBefore);
-      return { store, opened };
+      const store = new SegmentGroupStore(storage, o.fs, repairPath, dropSegments);
+      // Damage under a partition's snapshot cost records the log no longer holds and the
+      // leader will not resend (they are below its log start too): only a whole new
+      // snapshot repairs that.
+      const lostUnderSnapshot =
+        !dropSegments &&
+        damage !== null &&
+        storage.snapshotMeta().index > 0 &&
+        damage.lastOffsetBefore < storage.snapshotMeta().lastOffset;
+      try {
+        if (lostUnderSnapshot) throw new StoreCorruption(`damage under the snapshot: ${damage.detail}`);
+        const opened = await store.opened(damage?.lastIndexBefore);
+        return { store, opened };
+      } catch (e) {
+        if (!(e instanceof StoreCorruption)) throw e;
+        // Nothing here can be trusted to rebuild the state machine (a snapshot state that
+        // fails its CRC, records lost under the snapshot): start the group over empty and
+        // take everything from the leader, as a wiped node does. The marker goes first, so
+        // a crash during the reset cannot forget what this node may have acknowledged; the
+        // term and vote are kept (a node must not vote twice in a term).
+        const hs = storage.hardState();
+        const lastIndex = Math.max(storage.lastIndex(), hs.commit, damage?.lastIndexBefore ?? 0, 1);
+        o.log.warn(
+          { group: groupId, err: e.message, lastIndexBeforeRepair: lastIndex },
+          'group data cannot be trusted: starting it over empty, to be repaired from the leader',
+        );
+        await store.markLostEntries(lastIndex);
+        await store.close();
+        await removeTree(o.fs, dir);
+        await o.fs.syncDir(groupsDir);
+        const fresh = await openStorage(dir, segmentBytes, false);
+        if (hs.term > 0) {
+          fresh.storage.setHardState({ term: hs.term, vote: hs.vote, commit: 0 });
+          await fresh.storage.sync();
+        }
+        const reset = new SegmentGroupStore(fresh.storage, o.fs, repairPath, dropSegments);
+        return { store: reset, opened: await reset.opened(undefined) };
+      }
     },
     async remove(groupId) {
       const dir = joinPath(groupsDir, String(groupId));

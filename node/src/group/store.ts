@@ -21,6 +21,35 @@ export interface OpenedState {
   lostEntries: { lastIndexBeforeRepair: number } | undefined;
 }
 
+/**
+ * Stored bytes failed validation when read back (after storage's own retries): the disk
+ * damaged entries this node may have acknowledged. The group stops trusting its log and is
+ * repaired from the leader (DESIGN §6); it is never a reason to stop the node.
+ */
+export class StoreCorruption extends Error {
+  override readonly name = 'StoreCorruption';
+  constructor(
+    message: string,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A snapshot received from a peer failed its checks (header, state CRC, a batch): peer
+ * input, not damage here. The transfer is discarded; the log and state are as before.
+ */
+export class SnapshotRejected extends Error {
+  override readonly name = 'SnapshotRejected';
+  constructor(
+    message: string,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+  }
+}
+
 export interface GroupStore extends LogReader {
   /**
    * Applies a Ready's log write — truncation, then entries — stamping each batch's
@@ -42,7 +71,8 @@ export interface GroupStore extends LogReader {
   /** One past the last offset of the last entry in the log (committed or not). */
   nextOffset(): number;
   /**
-   * Stored batches back to back, starting with the one holding `offset`, at most
+   * Stored batches back to back (LogReader.entries() and this reject with StoreCorruption
+   * when the stored bytes fail validation), starting with the one holding `offset`, at most
    * `maxBytes` (but at least one batch when there is one), ending before `endOffset`.
    * Precondition: logStartOffset() ≤ offset < endOffset ≤ nextOffset().
    */
@@ -62,7 +92,10 @@ export interface GroupStore extends LogReader {
   /**
    * Follower: validates the fully received snapshot `meta` and replaces the log with it,
    * durably; once it resolves the LogReader shows the snapshot point alone. Resolves with
-   * the snapshot's state-machine part.
+   * the snapshot's state-machine part. Rejects with SnapshotRejected when the stream fails
+   * its checks (the transfer is then discarded and the log is as before), with
+   * StoreCorruption when what it wrote does not read back, and otherwise when the disk
+   * failed.
    */
   installSnapshot(meta: SnapshotMeta): Promise<Uint8Array>;
 
@@ -75,6 +108,17 @@ export interface GroupStore extends LogReader {
   /** Key compaction (compacted streams) of the data below the last snapshot. */
   compactKeys(deleteRetentionMs: number, nowMs: number): Promise<void>;
 
+  /**
+   * Storage found damage after open (a read that failed validation): `listener` is told
+   * once per finding. Returns a function that stops listening.
+   */
+  onDamage(listener: (detail: string) => void): () => void;
+  /**
+   * Records durably that entries through `lastIndexBeforeRepair` may have been lost (the
+   * marker only grows); the next open reports it as OpenedState.lostEntries. Written before
+   * the log is cut for repair, so a crash in between cannot forget the loss.
+   */
+  markLostEntries(lastIndexBeforeRepair: number): Promise<void>;
   /** The repair the node needed is done (Ready.repairedPast): forget the marker, durably. */
   clearLostEntries(): void;
   close(): Promise<void>;

@@ -27,6 +27,8 @@ export class NodeMetrics {
   readonly persistSeconds: Histogram;
   readonly apiBytesIn: Counter;
   readonly apiBytesOut: Counter;
+  /** Groups restarted from storage, by cause: 'damage' (to be repaired) or 'snapshot-rejected'. */
+  readonly groupRestarts: Counter;
 
   constructor(source: MetricsSource) {
     const r = this.registry;
@@ -51,6 +53,13 @@ export class NodeMetrics {
     this.apiBytesOut = new Counter({
       name: 'cairn_api_bytes_out_total',
       help: 'Batch bytes read',
+      registers: [r],
+    });
+
+    this.groupRestarts = new Counter({
+      name: 'cairn_group_restarts_total',
+      help: 'Groups restarted from storage: after damage (then repaired from the leader) or a refused snapshot',
+      labelNames: ['cause'],
       registers: [r],
     });
 

@@ -1,11 +1,16 @@
-// An in-process cluster of CairnNodes over the loopback network and in-memory stores.
+// An in-process cluster of CairnNodes over the loopback network and in-memory stores, or
+// (`onDisk`) node/storage's segmented log over one MemFileSystem per node, whose bytes
+// the tests can damage at rest.
 import { type Core, createCore } from '../../../core-wasm/src/index.js';
 import { CairnNode, type StoreProvider } from '../../src/cairn-node.js';
 import { loadConfig } from '../../src/config.js';
 import { MemoryGroupStore } from '../../src/group/memory-store.js';
+import type { GroupRestart } from '../../src/group/raft-group.js';
+import { segmentStores } from '../../src/group/segment-store.js';
 import { silentLogger } from '../../src/ops/log.js';
 import { realClock } from '../../src/seams/clock.js';
 import { seededRandom } from '../../src/seams/random.js';
+import { createPrng, MemFileSystem, type StorageOptions } from '../../src/storage/index.js';
 import { LoopbackNetwork } from './loopback.js';
 
 export class InProcessCluster {
@@ -15,11 +20,25 @@ export class InProcessCluster {
   /** Each node's stores survive its restarts. */
   private readonly disks = new Map<number, Map<number, MemoryGroupStore>>();
   private readonly clock = realClock();
+  /** With `onDisk`: each node's file system, kept across its restarts. */
+  readonly fss = new Map<number, MemFileSystem>();
+  /** Fatal stops, per node. */
+  readonly fatals = new Map<number, unknown[]>();
+  /** Group restarts (CairnNodeOptions.onGroupRestart), per node. */
+  readonly restarts = new Map<number, GroupRestart['cause'][]>();
 
   constructor(
     readonly size: number,
     readonly env: Record<string, string> = {},
+    readonly onDisk?: { storage?: Partial<StorageOptions> },
   ) {}
+
+  /** Node `id`'s file system (with `onDisk`). */
+  fs(id: number): MemFileSystem {
+    let fs = this.fss.get(id);
+    if (fs === undefined) this.fss.set(id, (fs = new MemFileSystem({ prng: createPrng(id) })));
+    return fs;
+  }
 
   members(): string {
     return Array.from(
@@ -29,6 +48,16 @@ export class InProcessCluster {
   }
 
   private stores(id: number): StoreProvider {
+    if (this.onDisk !== undefined) {
+      return segmentStores({
+        fs: this.fs(id),
+        dataDir: '/data',
+        core: this.core,
+        schedule: (run) => this.clock.defer(run),
+        storage: this.onDisk.storage,
+        log: silentLogger(),
+      });
+    }
     let disk = this.disks.get(id);
     if (disk === undefined) this.disks.set(id, (disk = new Map()));
     const d = disk;
@@ -75,6 +104,8 @@ export class InProcessCluster {
       core: this.core,
       stores: this.stores(id),
       log: silentLogger(),
+      onFatal: (err) => this.fatals.set(id, [...(this.fatals.get(id) ?? []), err]),
+      onGroupRestart: (cause) => this.restarts.set(id, [...(this.restarts.get(id) ?? []), cause]),
       peerStatus: async (m) => {
         const n = this.nodes.get(m.id);
         if (n === undefined) throw new Error(`node ${m.id} is down`);

@@ -1,6 +1,7 @@
 // An in-process network for node tests: every frame goes through the real frame codec and
 // Raft message validator, so what arrives is exactly what a peer over gRPC would deliver.
-// Links can be cut to partition nodes.
+// Links can be cut to partition nodes; `tamper` rewrites messages in flight (a peer that
+// sends bad data).
 import type { Core } from '../../../core-wasm/src/index.js';
 import type { Message } from '../../../raft/src/index.js';
 import { decodeFrame, encodeFrame, type GroupMessages } from '../../src/peer/frame.js';
@@ -12,6 +13,8 @@ export class LoopbackNetwork {
   /** Cut links, as "a>b" (one direction). */
   private readonly cut = new Set<string>();
   framesDelivered = 0;
+  /** Rewrites each message sent from `from` to `to` before it is encoded. */
+  tamper: ((from: number, to: number, m: Message) => Message) | undefined;
   private readonly validate;
 
   constructor(core: Core) {
@@ -23,6 +26,9 @@ export class LoopbackNetwork {
     return {
       send(to, groups) {
         if (net.cut.has(`${nodeId}>${to}`)) return;
+        const tamper = net.tamper;
+        if (tamper !== undefined)
+          groups = groups.map((g) => ({ ...g, messages: g.messages.map((m) => tamper(nodeId, to, m)) }));
         const bytes = encodeFrame({ kind: 'messages', from: nodeId, clusterId: 'c', groups });
         setImmediate(() => {
           const h = net.handlers.get(to);
