@@ -342,6 +342,8 @@ export class SegmentGroupStore implements GroupStore {
 
   async close(): Promise<void> {
     await this.incoming?.chain.catch(() => {});
+    // An aborted transfer (discarded or refused) finishes removing its stream first.
+    await this.lastSync;
     await this.outgoing?.reader.close();
     this.outgoing = undefined;
     await this.storage.close();
