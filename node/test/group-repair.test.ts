@@ -129,6 +129,14 @@ test('a bit flip in a sealed segment found when the group starts: the group is r
     await allHold(c, g, [...first, ...more]);
     assert.ok(c.restarts.get(follower)?.includes('damage'), 'the damage was counted');
     assert.equal([...c.fatals.keys()], []);
+    // The repair done, neither the node's marker nor storage's damage record remains, so a
+    // restart does not take the node for damaged again.
+    const fs = c.fs(follower);
+    const dir = joinPath('/data/groups', String(g));
+    await eventually(async () => {
+      assert.not.ok(await fs.exists(`${dir}.repair`), 'the repair marker is gone');
+      assert.not.ok(await fs.exists(joinPath(dir, 'damage')), 'the damage record is gone');
+    });
   } finally {
     await c.stopAll();
   }

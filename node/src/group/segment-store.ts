@@ -324,7 +324,11 @@ export class SegmentGroupStore implements GroupStore {
   }
 
   clearLostEntries(): void {
-    void removeIfExists(this.fs, this.repairPath);
+    // The repair is done: forget the marker and storage's own damage record (either order is
+    // safe; a crash between the two costs one more repair, never a forgotten one).
+    void removeIfExists(this.fs, this.repairPath)
+      .then(() => this.storage.clearDamage())
+      .catch(() => {});
   }
 
   /** Retention by size and age (partitions); only segments below the snapshot go. */
