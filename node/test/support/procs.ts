@@ -50,7 +50,10 @@ process.on('exit', () => {
  */
 export async function freePort(): Promise<number> {
   for (;;) {
-    const port = 10_000 + Math.floor(Math.random() * 10_000);
+    // Each test process draws from its own slice of the range (by PID), so that a port a
+    // killed node will take back on restart is unlikely to be picked meanwhile by a test
+    // running beside this one.
+    const port = 10_000 + (process.pid % 20) * 500 + Math.floor(Math.random() * 500);
     const ok = await new Promise<boolean>((resolve) => {
       const s = createServer();
       s.once('error', () => resolve(false));
@@ -162,7 +165,11 @@ export class ProcessCluster {
       });
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
-        reject(new Error(`node ${id} exited (${code ?? signal}) before ready; see ${this.logFile(id)}`));
+        reject(
+          new Error(
+            `node ${id} exited (${code ?? signal}) before ready; its log ends:\n${this.logTail(id, 3000)}`,
+          ),
+        );
       });
     });
     return child;
