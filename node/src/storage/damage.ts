@@ -12,7 +12,7 @@
 // repaired (`GroupStorage.clearDamage`). A record that cannot be read is itself reported
 // as damage: it can only have said that something was lost.
 import type { Core } from '../../../core-wasm/src/index.js';
-import { magic, openEnvelope, sealEnvelope } from './envelope.js';
+import { magic, openJsonEnvelope, sealEnvelope } from './envelope.js';
 import { type FileSystem, joinPath, readFileDecoded, removeIfExists, writeFileAtomic } from './fs.js';
 import { MAX_DAMAGE_RECORDS, READ_ATTEMPTS } from './options.js';
 
@@ -81,17 +81,13 @@ export type DamageRecordLoad =
   | { kind: 'corrupt'; why: string };
 
 function decodeDamageRecord(core: Core, bytes: Uint8Array): DamageRecordLoad {
-  const env = openEnvelope(core, DAMAGE_MAGIC, bytes);
-  if (!env.ok) return { kind: 'corrupt', why: env.why };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder().decode(env.payload));
-  } catch {
-    return { kind: 'corrupt', why: 'payload is not JSON' };
-  }
-  return Array.isArray(parsed) && parsed.length > 0 && parsed.every(isDamage)
-    ? { kind: 'ok', damage: parsed }
-    : { kind: 'corrupt', why: 'fields out of range' };
+  const r = openJsonEnvelope(
+    core,
+    DAMAGE_MAGIC,
+    bytes,
+    (x): x is Damage[] => Array.isArray(x) && x.length > 0 && x.every(isDamage),
+  );
+  return r.ok ? { kind: 'ok', damage: r.value } : { kind: 'corrupt', why: r.why };
 }
 
 export async function loadDamageRecord(fs: FileSystem, core: Core, dir: string): Promise<DamageRecordLoad> {

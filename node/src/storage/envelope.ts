@@ -46,3 +46,21 @@ export function openEnvelope(
     return { ok: false, why: 'CRC mismatch' };
   return { ok: true, payload: bytes.subarray(HEADER_BYTES, HEADER_BYTES + length) };
 }
+
+/** A JSON envelope's value, or why the bytes are not one: the CRC, the JSON and `isValue` must all pass. */
+export function openJsonEnvelope<T>(
+  core: Core,
+  magicValue: number,
+  bytes: Uint8Array,
+  isValue: (x: unknown) => x is T,
+): { ok: true; value: T } | { ok: false; why: string } {
+  const env = openEnvelope(core, magicValue, bytes);
+  if (!env.ok) return env;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(env.payload));
+  } catch {
+    return { ok: false, why: 'payload is not JSON' };
+  }
+  return isValue(parsed) ? { ok: true, value: parsed } : { ok: false, why: 'fields out of range' };
+}

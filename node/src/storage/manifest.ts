@@ -9,7 +9,7 @@
 //   <dir>/incoming/           a snapshot being received (snapshot.ts)
 import type { Core } from '../../../core-wasm/src/index.js';
 import type { ConfState } from '../../../raft/src/types.js';
-import { magic, openEnvelope, sealEnvelope } from './envelope.js';
+import { magic, openJsonEnvelope, sealEnvelope } from './envelope.js';
 import { invariant } from './errors.js';
 import { type FileSystem, joinPath, readFileDecoded, removeIfExists, writeFileAtomic } from './fs.js';
 import { READ_ATTEMPTS } from './options.js';
@@ -91,17 +91,8 @@ export type ManifestLoad =
   | { kind: 'corrupt'; why: string };
 
 export function decodeManifest(core: Core, bytes: Uint8Array): ManifestLoad {
-  const env = openEnvelope(core, MANIFEST_MAGIC, bytes);
-  if (!env.ok) return { kind: 'corrupt', why: env.why };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder().decode(env.payload));
-  } catch {
-    return { kind: 'corrupt', why: 'payload is not JSON' };
-  }
-  return isManifest(parsed)
-    ? { kind: 'ok', manifest: parsed }
-    : { kind: 'corrupt', why: 'fields out of range' };
+  const r = openJsonEnvelope(core, MANIFEST_MAGIC, bytes, isManifest);
+  return r.ok ? { kind: 'ok', manifest: r.value } : { kind: 'corrupt', why: r.why };
 }
 
 export async function loadManifest(fs: FileSystem, core: Core, dir: string): Promise<ManifestLoad> {
