@@ -6,28 +6,16 @@
 import type { CairnNode } from '../../node/src/cairn-node.js';
 import { CRASH_MODES, type CrashMode } from '../../node/src/storage/index.js';
 import { apiAddress, peerAddress } from './cluster.js';
-import type { FaultName } from './options.js';
+import { FAULTS, type FaultName } from './options.js';
 import type { FaultSpan } from './timeline.js';
 import { EventKind } from './trace.js';
 import { hintedNode, outcomeUnknown } from './workload.js';
 import type { World } from './world.js';
 
-/** Faults that strike now and then (the rest shape the whole phase). */
-const STRIKES: readonly FaultName[] = [
-  'partition',
-  'asymmetric',
-  'isolate-leader',
-  'flap',
-  'crash',
-  'pause',
-  'power-loss',
-  'power-loss-all',
-  'bit-flip',
-  'read-fault',
-  'wipe',
-  'membership',
-  'transfer',
-];
+/** Faults that shape the whole fault phase instead of striking now and then. */
+const WEATHER: readonly FaultName[] = ['loss', 'duplicate', 'delay', 'reorder', 'skew'];
+/** Faults that strike now and then, in FAULTS order. */
+const STRIKES: readonly FaultName[] = FAULTS.filter((f) => !WEATHER.includes(f));
 const TOPOLOGY: readonly FaultName[] = ['partition', 'asymmetric', 'isolate-leader', 'flap'];
 
 /** Chance that a newly elected leader is struck at once (see Nemesis's constructor). */
