@@ -309,30 +309,23 @@ export function nodeActivity(
 
 function activityTable(rows: NodeActivity[]): Table {
   const n = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : '–');
+  const header = [
+    'shape',
+    'leader',
+    'leader fsyncs/s',
+    'leader write+fsync ms',
+    'follower fsyncs/s',
+    'follower write+fsync ms',
+    'appends/s at leader',
+    'appends per fsync',
+    'KiB per fsync',
+    'append ms in leader',
+  ];
   return {
     title: 'Inside the nodes during each shape (from their /metrics, warm-up included)',
-    header: [
-      'shape',
-      'leader',
-      'leader fsyncs/s',
-      'leader write+fsync ms',
-      'follower fsyncs/s',
-      'follower write+fsync ms',
-      'appends/s at leader',
-      'appends per fsync',
-      'KiB per fsync',
-      'append ms in leader',
-    ],
-    numeric: [
-      'leader fsyncs/s',
-      'leader write+fsync ms',
-      'follower fsyncs/s',
-      'follower write+fsync ms',
-      'appends/s at leader',
-      'appends per fsync',
-      'KiB per fsync',
-      'append ms in leader',
-    ],
+    header,
+    // Every column after the shape and the leader's id is a number.
+    numeric: header.slice(2),
     rows: rows.map((r) => [
       r.shape,
       String(r.leader),

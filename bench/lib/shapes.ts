@@ -56,30 +56,44 @@ function result(
   };
 }
 
-export async function closedLoop(
-  sys: LogSystem,
-  o: { payloadBytes: number; concurrency: number; seconds: number; warmupSeconds: number },
-): Promise<ShapeResult> {
-  const value = payload(o.payloadBytes);
+/**
+ * `workers` closed loops of `op` (each resolves to the records it appended), a warm-up
+ * first, then `seconds` measured with every op's latency.
+ */
+async function timedLoops(
+  workers: number,
+  o: { seconds: number; warmupSeconds: number },
+  op: () => Promise<number>,
+): Promise<{ records: number; seconds: number; lat: Latencies }> {
   const run = async (seconds: number, lat: Latencies | undefined) => {
     let records = 0;
     const end = performance.now() + seconds * 1000;
     const worker = async () => {
       while (performance.now() < end) {
         const t = performance.now();
-        await sys.append(value);
+        records += await op();
         lat?.record(performance.now() - t);
-        records++;
       }
     };
     const t0 = performance.now();
-    await Promise.all(Array.from({ length: o.concurrency }, worker));
+    await Promise.all(Array.from({ length: workers }, worker));
     return { records, seconds: (performance.now() - t0) / 1000 };
   };
   await run(o.warmupSeconds, undefined);
   const lat = new Latencies();
-  const r = await run(o.seconds, lat);
-  return result(sys, `concurrency ${o.concurrency}`, o.payloadBytes, r.records, r.seconds, lat, {
+  return { ...(await run(o.seconds, lat)), lat };
+}
+
+export async function closedLoop(
+  sys: LogSystem,
+  o: { payloadBytes: number; concurrency: number; seconds: number; warmupSeconds: number },
+): Promise<ShapeResult> {
+  const value = payload(o.payloadBytes);
+  const r = await timedLoops(o.concurrency, o, async () => {
+    await sys.append(value);
+    return 1;
+  });
+  return result(sys, `concurrency ${o.concurrency}`, o.payloadBytes, r.records, r.seconds, r.lat, {
     concurrency: o.concurrency,
     seconds: o.seconds,
     warmupSeconds: o.warmupSeconds,
@@ -92,25 +106,11 @@ export async function saturating(
 ): Promise<ShapeResult> {
   const value = payload(o.payloadBytes);
   const values = Array.from({ length: o.batchRecords }, () => value);
-  const run = async (seconds: number, lat: Latencies | undefined) => {
-    let records = 0;
-    const end = performance.now() + seconds * 1000;
-    const worker = async () => {
-      while (performance.now() < end) {
-        const t = performance.now();
-        await sys.appendMany(values);
-        lat?.record(performance.now() - t);
-        records += values.length;
-      }
-    };
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: o.window }, worker));
-    return { records, seconds: (performance.now() - t0) / 1000 };
-  };
-  await run(o.warmupSeconds, undefined);
-  const lat = new Latencies();
-  const r = await run(o.seconds, lat);
-  return result(sys, 'saturating', o.payloadBytes, r.records, r.seconds, lat, {
+  const r = await timedLoops(o.window, o, async () => {
+    await sys.appendMany(values);
+    return values.length;
+  });
+  return result(sys, 'saturating', o.payloadBytes, r.records, r.seconds, r.lat, {
     batchRecords: o.batchRecords,
     window: o.window,
     seconds: o.seconds,
