@@ -202,8 +202,9 @@ export class RaftGroup {
 
   /**
    * Proposes entries; returns the core's answer and, when accepted, one promise per entry
-   * that resolves with the state machine's result of applying it, or rejects with
-   * NOT_LEADER (outcome unknown) if leadership is lost or the entry is overwritten first.
+   * that resolves with the state machine's result of applying it, or rejects when the
+   * entry's fate is taken out of this node's hands first (see failWaitersFrom: TIMEOUT when
+   * it may still commit, NOT_LEADER when it cannot).
    */
   propose(data: Uint8Array[]): { result: ProposeResult; applied: Promise<unknown>[] } {
     if (this.stopped || this.blocked)
@@ -304,17 +305,10 @@ export class RaftGroup {
             this.blocked = false;
             this.host.markDirty(this);
           },
-          (err) => {
-            if (err instanceof SnapshotRejected) {
-              // Peer input (a corrupted leader can send it): the core already moved to the
-              // snapshot point, so this group restarts from its storage, which still holds
-              // the log as it was; the leader finds it behind and sends again.
-              this.host.log.warn({ group: this.id, err: err.message }, 'received snapshot refused');
-              this.halt({ cause: 'snapshot-rejected', detail: err.message });
-            } else if (err instanceof StoreCorruption) {
-              this.halt({ cause: 'damage', detail: err.message });
-            } else this.host.fatal(err);
-          },
+          // A refused snapshot is peer input (a corrupted leader can send it): the core
+          // already moved to the snapshot point, so this group restarts from its storage,
+          // which still holds the log as it was; the leader finds it behind and sends again.
+          (err) => this.failed(err),
         );
         return;
       }
@@ -505,12 +499,9 @@ export class RaftGroup {
         }
         this.host.send(this.id, [{ ...m, data }]);
       },
-      (err) => {
-        // The leader's own snapshot does not read back: it sends nothing it cannot vouch
-        // for, and is repaired like any other damage.
-        if (err instanceof StoreCorruption) this.halt({ cause: 'damage', detail: err.message });
-        else this.host.fatal(err);
-      },
+      // The leader's own snapshot does not read back: it sends nothing it cannot vouch for,
+      // and is repaired like any other damage.
+      (err) => this.failed(err),
     );
   }
 
@@ -566,6 +557,19 @@ export class RaftGroup {
       this.halt({ cause: 'damage', detail: err.message });
       return fallback;
     }
+  }
+
+  /**
+   * An asynchronous storage step failed: refused snapshots and damage restart the group
+   * (see the file comment); anything else is fatal.
+   */
+  private failed(err: unknown): void {
+    if (err instanceof SnapshotRejected) {
+      this.host.log.warn({ group: this.id, err: err.message }, 'received snapshot refused');
+      this.halt({ cause: 'snapshot-rejected', detail: err.message });
+    } else if (err instanceof StoreCorruption) {
+      this.halt({ cause: 'damage', detail: err.message });
+    } else this.host.fatal(err);
   }
 
   /** Stops the group (its core is not called again) and asks the host to start it anew. */
