@@ -205,14 +205,11 @@ export class CairnNode implements NodeApi {
         await this.startMetadataGroup(store, opened);
         return;
       } catch (err) {
-        if (!(err instanceof StoreCorruption) || attempt >= OPEN_ATTEMPTS) {
+        if (attempt >= OPEN_ATTEMPTS) {
           await store.close().catch(() => {});
           throw err;
         }
-        this.o.log.warn({ group: METADATA_GROUP, err: err.message }, 'damage found while starting the group');
-        await store.markLostEntries(Math.max(store.lastIndex(), opened.hardState?.commit ?? 0, 1));
-        await store.close();
-        this.repairOnOpen.add(METADATA_GROUP);
+        await this.closeForRepair(METADATA_GROUP, store, opened, err);
         this.meta.state = MetadataState.empty();
       }
     }
@@ -434,6 +431,22 @@ export class CairnNode implements NodeApi {
     opened: OpenedState,
     err: unknown,
   ): Promise<void> {
+    await this.closeForRepair(groupId, store, opened, err);
+    this.o.onGroupRestart?.('damage');
+    this.o.clock.setTimer(this.restartDelayMs(), () => this.requestReconcile());
+  }
+
+  /**
+   * After a group's start failed: damage marks the store as repairing (its whole log counts
+   * as possibly acknowledged) and closes it, for its next open to verify it in full; any
+   * other error closes it and propagates.
+   */
+  private async closeForRepair(
+    groupId: number,
+    store: GroupStore,
+    opened: OpenedState,
+    err: unknown,
+  ): Promise<void> {
     if (!(err instanceof StoreCorruption)) {
       await store.close().catch(() => {});
       throw err;
@@ -442,8 +455,6 @@ export class CairnNode implements NodeApi {
     await store.markLostEntries(Math.max(store.lastIndex(), opened.hardState?.commit ?? 0, 1));
     await store.close();
     this.repairOnOpen.add(groupId);
-    this.o.onGroupRestart?.('damage');
-    this.o.clock.setTimer(this.restartDelayMs(), () => this.requestReconcile());
   }
 
   /** A group stopped itself (damage, a refused snapshot): start it again from storage. */
