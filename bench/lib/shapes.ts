@@ -71,7 +71,10 @@ async function timedLoops(
     const worker = async () => {
       while (performance.now() < end) {
         const t = performance.now();
-        records += await op();
+        // Await first, then add: `records += await op()` reads `records` before the await,
+        // so each of the concurrent workers would overwrite the others' counts.
+        const done = await op();
+        records += done;
         lat?.record(performance.now() - t);
       }
     };

@@ -8,6 +8,8 @@ import { Flags, parseBytes } from '../lib/flags.js';
 import { Latencies, quantile } from '../lib/histogram.js';
 import { cpuSeconds } from '../lib/recovery.js';
 import { markdown, verdict } from '../lib/results.js';
+import { closedLoop, saturating } from '../lib/shapes.js';
+import type { LogSystem } from '../lib/systems.js';
 
 test('quantile is the nearest rank: the smallest sample with at least q of all at or below it', () => {
   // 1..1000 ms: p50 is 500, p99 is 990, p99.9 is 999 (not the maximum).
@@ -113,4 +115,61 @@ test('cpuSeconds reads this process from /proc as process.cpuUsage() sees it', (
   assert.ok(Number.isNaN(cpuSeconds(undefined)));
 });
 
+/** A system whose every append call takes `ms` and any number may be in flight at once. */
+function fakeSystem(ms: number): LogSystem & { appended: number } {
+  const sleep = () => new Promise<void>((r) => setTimeout(r, ms));
+  const sys = {
+    name: 'fake',
+    durability: 'none',
+    appended: 0,
+    async reset() {},
+    async append() {
+      await sleep();
+      sys.appended++;
+    },
+    async appendMany(values: Uint8Array[]) {
+      await sleep();
+      sys.appended += values.length;
+    },
+    async subscribe() {
+      return async () => {};
+    },
+    async consume() {
+      return { records: sys.appended, bytes: 0 };
+    },
+    async close() {},
+  };
+  return sys;
+}
+
+test('the closed loop counts every worker: concurrency 64 does about 64 times what 1 does', async () => {
+  const rate = async (concurrency: number) => {
+    const sys = fakeSystem(10);
+    const r = await closedLoop(sys, { payloadBytes: 8, concurrency, seconds: 0.3, warmupSeconds: 0 });
+    // No warm-up: the runner's count is exactly what the fake appended, one latency per call.
+    assert.is(r.records, sys.appended);
+    assert.is(r.latency.count, r.records);
+    return r.recordsPerSec;
+  };
+  const one = await rate(1);
+  const many = await rate(64);
+  // Each append takes 10 ms: c1 can do at most 100/s, c64 at most 6,400/s.
+  assert.ok(one <= 110, `c1 ${one}/s`);
+  assert.ok(many <= 64 * 110, `c64 ${many}/s`);
+  assert.ok(many / one > 32, `concurrency 64 / 1 = ${(many / one).toFixed(1)}, expected about 64`);
+});
+
+test('the saturating shape counts every record of every call in flight', async () => {
+  const sys = fakeSystem(10);
+  const r = await saturating(sys, {
+    payloadBytes: 8,
+    batchRecords: 100,
+    window: 8,
+    seconds: 0.3,
+    warmupSeconds: 0,
+  });
+  assert.is(r.records, sys.appended);
+  assert.is(r.records % 100, 0);
+  assert.ok(r.records / 100 >= 8 * 20, `${r.records / 100} calls in 0.3 s with 8 in flight`);
+});
 test.run();
