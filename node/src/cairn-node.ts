@@ -15,7 +15,15 @@
 //                                    converge (RemoveNode also takes the node out of
 //                                    group 0 and forgets it, once no partition has it)
 import type { Core } from '../../core-wasm/src/index.js';
-import type { ConfChange, ConfState, Message, NodeId, RaftOptions, SoftState } from '../../raft/src/index.js';
+import {
+  type ConfChange,
+  type ConfState,
+  encodeConfState,
+  type Message,
+  type NodeId,
+  type RaftOptions,
+  type SoftState,
+} from '../../raft/src/index.js';
 import { isAddress, isNodeId, type NodeConfig } from './config.js';
 import { asCairnError, CairnError, invalidRequest, limitExceeded, notLeader, unavailable } from './errors.js';
 import { MetadataGroup } from './group/metadata-group.js';
@@ -221,30 +229,41 @@ export class CairnNode implements NodeApi {
     let conf: ConfState = { voters: [], learners: [] };
     // A group being repaired learns its log from the leader, entry 1 included.
     if (fresh && !c.join && opened.lostEntries === undefined) {
-      // A new cluster: every initial node writes the same entry 1 (the first catalog) and
-      // the same configuration, so they agree on index 1 without an election.
+      // A new cluster: every initial node writes the same entries 1 and 2, so they agree on
+      // them without an election. Entry 1 is the configuration (the initial members as
+      // voters) and entry 2 the first catalog. The configuration is a config entry of the
+      // log like any later one, so a node that gets the log from a leader — a wiped node
+      // rejoining — learns that it is a voter from the log itself.
       const cmd: MetaCommand = {
         type: 'bootstrap',
         clusterId: c.clusterId,
         members: c.members.map((m) => ({ id: m.id, apiAddress: m.apiAddress, peerAddress: m.peerAddress })),
       };
+      const voters = c.members.map((m) => m.id).sort((a, b) => a - b);
       store.write({
         truncateFrom: undefined,
-        entries: [{ index: 1, term: 1, type: 'normal', data: encodeMetaEntry(this.o.core, cmd) }],
+        entries: [
+          { index: 1, term: 1, type: 'config', data: encodeConfState({ voters, learners: [] }) },
+          { index: 2, term: 1, type: 'normal', data: encodeMetaEntry(this.o.core, cmd) },
+        ],
       });
-      store.setHardState({ term: 1, vote: 0, commit: 1 });
+      store.setHardState({ term: 1, vote: 0, commit: 2 });
       await store.sync();
-      opened.hardState = { term: 1, vote: 0, commit: 1 };
+      opened.hardState = { term: 1, vote: 0, commit: 2 };
     }
     if (opened.snapshot !== undefined) {
       conf = opened.snapshot.conf;
       this.meta.restore(opened.snapshot, opened.snapshotState!);
     } else if (store.lastIndex() >= 1) {
-      // The configuration before entry 1: the initial members the bootstrap entry names.
+      // A log from before the configuration entry: entry 1 was the bootstrap command, and
+      // the configuration before it the initial members it names. (A node that rejoins such
+      // a cluster learns it only at its next start: new clusters write entry 1 as above.)
       const first = store.entries(1, 2, Number.MAX_SAFE_INTEGER)[0]!;
-      const cmd = decodeMetaEntry(this.o.core, first.data);
-      if (cmd.type === 'bootstrap')
-        conf = { voters: cmd.members.map((m) => m.id).sort((a, b) => a - b), learners: [] };
+      if (first.type === 'normal') {
+        const cmd = decodeMetaEntry(this.o.core, first.data);
+        if (cmd.type === 'bootstrap')
+          conf = { voters: cmd.members.map((m) => m.id).sort((a, b) => a - b), learners: [] };
+      }
     }
     const lostEntries = opened.lostEntries ?? (fresh && c.join ? { lastIndexBeforeRepair: 1 } : undefined);
     const group = new RaftGroup(METADATA_GROUP, this.runtime.host, store, this.meta, {

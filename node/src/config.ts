@@ -31,6 +31,11 @@ export interface NodeConfig {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   raft: RaftTiming;
   limits: Limits;
+  /**
+   * Test only: keep every write in memory until it is fsynced, so that a SIGKILL of the
+   * process loses what a power loss would (storage/lose-unsynced-fs.ts). Never for data.
+   */
+  unsafeLoseUnsyncedWrites: boolean;
 }
 
 export class ConfigError extends Error {
@@ -80,6 +85,13 @@ const keys: Key[] = [
   },
   { path: ['join'], flag: 'join', env: 'CAIRN_JOIN', kind: 'bool', help: 'join an existing cluster' },
   { path: ['logLevel'], flag: 'log-level', env: 'CAIRN_LOG_LEVEL', kind: 'string', help: 'pino log level' },
+  {
+    path: ['unsafeLoseUnsyncedWrites'],
+    flag: 'unsafe-lose-unsynced-writes',
+    env: 'CAIRN_UNSAFE_LOSE_UNSYNCED_WRITES',
+    kind: 'bool',
+    help: 'test only: SIGKILL loses unsynced writes, as a power loss',
+  },
   ...(['tickMs', 'electionTicks', 'heartbeatTicks'] as const).map(
     (k): Key => ({ path: ['raft', k], flag: kebab(k), env: envName(k), kind: 'int', help: `Raft ${k}` }),
   ),
@@ -115,6 +127,7 @@ export function defaultConfig(): NodeConfig {
     members: [],
     join: false,
     logLevel: 'info',
+    unsafeLoseUnsyncedWrites: false,
     raft: { ...defaultRaftTiming },
     limits: { ...defaultLimits },
   };

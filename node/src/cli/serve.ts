@@ -2,7 +2,7 @@
 // API and the metrics endpoint — wired with the real seams (clock, randomness, network,
 // disk). SIGINT or SIGTERM shut it down gracefully: the API stops taking calls, groups
 // stop, storage finishes its fsyncs and closes its segments, then the process exits.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { create } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
@@ -15,13 +15,14 @@ import { ApiServer, nodeStatusFromMessage } from '../api/server.js';
 import { CairnNode } from '../cairn-node.js';
 import { ConfigError, configHelp, loadConfig, type NodeConfig } from '../config.js';
 import { segmentStores } from '../group/segment-store.js';
+import { checkIdentity, IdentityError } from '../identity.js';
 import { createLogger, type Logger } from '../ops/log.js';
 import { NodeMetrics, serveMetrics } from '../ops/metrics.js';
 import { GrpcTransport } from '../peer/grpc-transport.js';
 import { raftMessageValidator } from '../peer/raft-messages.js';
 import { realClock } from '../seams/clock.js';
 import { systemRandom } from '../seams/random.js';
-import { NodeFileSystem } from '../storage/index.js';
+import { type FileSystem, LoseUnsyncedFileSystem, NodeFileSystem } from '../storage/index.js';
 import type { Command } from './main.js';
 
 const usage = `usage: cairn serve [options]
@@ -55,43 +56,34 @@ export const serveCommand: Command = {
   },
 };
 
-/** The node's identity in its data directory, so a directory is never served as another node. */
-function checkIdentity(config: NodeConfig): void {
-  const path = `${config.dataDir}/node.json`;
-  let text: string | undefined;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    text = undefined;
-  }
-  const mine = { nodeId: config.nodeId, clusterId: config.clusterId };
-  if (text === undefined) {
-    // Written before any group exists; a crash here leaves an empty directory, which is fine.
-    mkdirSync(config.dataDir, { recursive: true });
-    // node:fs directly: this is process setup, not node logic (the FileSystem seam is for groups).
-    writeFileSync(path, JSON.stringify(mine));
-    return;
-  }
-  const theirs = JSON.parse(text) as typeof mine;
-  if (theirs.nodeId !== mine.nodeId || theirs.clusterId !== mine.clusterId) {
-    throw new ConfigError(
-      `${config.dataDir} belongs to node ${theirs.nodeId} of cluster '${theirs.clusterId}', not node ${mine.nodeId} of '${mine.clusterId}'`,
-    );
-  }
-}
-
 async function serve(config: NodeConfig): Promise<number> {
   const log: Logger = createLogger(config.logLevel, { node: config.nodeId });
+  // Every file the node writes goes through this seam (DESIGN §1), the identity file too.
+  const fs: FileSystem = config.unsafeLoseUnsyncedWrites
+    ? new LoseUnsyncedFileSystem()
+    : new NodeFileSystem();
+  if (config.unsafeLoseUnsyncedWrites)
+    log.warn(
+      'unsafe-lose-unsynced-writes: writes are kept in memory until fsynced (a test mode, never for data)',
+    );
   try {
-    checkIdentity(config);
+    const outcome = await checkIdentity(fs, config.dataDir, {
+      nodeId: config.nodeId,
+      clusterId: config.clusterId,
+    });
+    if (outcome === 'rewritten')
+      log.warn(
+        { dataDir: config.dataDir },
+        'the identity file was empty or torn in an empty data directory: written again',
+      );
   } catch (err) {
-    console.error(`cairn serve: ${(err as Error).message}`);
+    if (!(err instanceof IdentityError)) throw err;
+    console.error(`cairn serve: ${err.message}`);
     return 2;
   }
   const clock = realClock();
   const random = systemRandom();
   const core = createCore();
-  const fs = new NodeFileSystem();
 
   const transport = await GrpcTransport.listen<Message>({
     nodeId: config.nodeId,

@@ -18,6 +18,7 @@ import {
   joinPath,
   readFile,
   removeTree,
+  removeTreeIfPossible,
   type SnapshotReader,
   type SnapshotWriter,
   StorageError,
@@ -85,7 +86,16 @@ export class SegmentGroupStore implements GroupStore {
     private readonly fs: FileSystem,
     private readonly repairPath: string,
     private readonly dropSegmentsOnSnapshot: boolean,
+    private readonly log: Logger,
   ) {}
+
+  /** Leftovers a FUSE or NFS remnant of an open file keeps for now: the next recovery removes them. */
+  logKept(kept: readonly string[]): void {
+    this.log.info(
+      { dir: this.storage.dir, kept },
+      'leftovers still hold a file open elsewhere (a FUSE or NFS remnant): removed at the next recovery',
+    );
+  }
 
   /** What storage (and the repair marker) say at open. */
   async opened(possibleLoss: number | undefined): Promise<OpenedState> {
@@ -295,7 +305,8 @@ export class SegmentGroupStore implements GroupStore {
     try {
       await inc.chain;
       if (inc.refused !== undefined) throw inc.refused;
-      await (await inc.writer).finish();
+      const report = await (await inc.writer).finish();
+      if (report.kept.length > 0) this.logKept(report.kept);
     } catch (e) {
       // The stream failed its checks (BAD_SNAPSHOT), or what it holds did not read back
       // (CORRUPT): before the manifest switch, so the old log stands. The partial stream
@@ -380,7 +391,30 @@ export function segmentStores(o: SegmentStoresOptions): StoreProvider {
         }
       }
       await o.fs.syncDir(o.dataDir);
+      await sweepRemoved();
     })());
+  /** Removes `<groupsDir>/<name>`, or logs why it must wait (the next start or removal tries again). */
+  const removeLeftover = async (name: string): Promise<boolean> => {
+    const done = await removeTreeIfPossible(o.fs, joinPath(groupsDir, name));
+    if (!done)
+      o.log.info(
+        { dir: joinPath(groupsDir, name) },
+        'a removed group directory still holds a file open elsewhere (a FUSE or NFS remnant): removal retried later',
+      );
+    return done;
+  };
+  /** `<id>.removed`, or `<id>.removed.<n>` while an earlier one lingers. */
+  const freeRemovedName = async (id: string): Promise<string> => {
+    for (let n = 0; ; n++) {
+      const name = n === 0 ? `${id}.removed` : `${id}.removed.${n}`;
+      if (!(await o.fs.exists(joinPath(groupsDir, name))) || (await removeLeftover(name))) return name;
+    }
+  };
+  /** Finishes removals a remnant held up before (at start, and with each removal). */
+  const sweepRemoved = async (): Promise<void> => {
+    for (const name of await o.fs.list(groupsDir))
+      if (/^\d+\.removed(\.\d+)?$/.test(name)) await removeLeftover(name);
+  };
   const openStorage = (dir: string, segmentBytes: number | undefined, repair: boolean) =>
     GroupStorage.open({
       fs: o.fs,
@@ -407,7 +441,8 @@ export function segmentStores(o: SegmentStoresOptions): StoreProvider {
       if (damage !== null) {
         o.log.warn({ group: groupId, damage }, 'storage found damage: this group waits for repair');
       }
-      const store = new SegmentGroupStore(storage, o.fs, repairPath, dropSegments);
+      const store = new SegmentGroupStore(storage, o.fs, repairPath, dropSegments, o.log);
+      if (report.kept.length > 0) store.logKept(report.kept);
       // Damage under a partition's snapshot cost records the log no longer holds and the
       // leader will not resend (they are below its log start too): only a whole new
       // snapshot repairs that.
@@ -442,13 +477,21 @@ export function segmentStores(o: SegmentStoresOptions): StoreProvider {
           fresh.storage.setHardState({ term: hs.term, vote: hs.vote, commit: 0 });
           await fresh.storage.sync();
         }
-        const reset = new SegmentGroupStore(fresh.storage, o.fs, repairPath, dropSegments);
+        const reset = new SegmentGroupStore(fresh.storage, o.fs, repairPath, dropSegments, o.log);
         return { store: reset, opened: await reset.opened(undefined) };
       }
     },
     async remove(groupId) {
       const dir = joinPath(groupsDir, String(groupId));
-      await removeTree(o.fs, dir);
+      if (await o.fs.exists(dir)) {
+        // Renamed out of the groups' namespace first (durably), so a removal that cannot
+        // finish yet — a FUSE or NFS remnant of a file still open elsewhere keeps the
+        // directory — is never taken for the group after a restart.
+        const doomed = await freeRemovedName(String(groupId));
+        await o.fs.rename(dir, joinPath(groupsDir, doomed));
+        await o.fs.syncDir(groupsDir);
+        await removeLeftover(doomed);
+      }
       await removeIfExists(o.fs, `${dir}.repair`);
       await o.fs.syncDir(groupsDir);
     },

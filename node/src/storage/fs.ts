@@ -201,7 +201,21 @@ export async function removeIfExists(fs: FileSystem, path: string): Promise<bool
   }
 }
 
-/** Removes a directory and everything under it (depth first); no error if it is absent. */
+/**
+ * Files a network or FUSE file system leaves in place of a removed file that some handle
+ * still holds open (`.fuse_hidden*` from libfuse, `.nfs*` from NFS). They go away when the
+ * last handle closes; until then the directory holding them cannot be removed, and removing
+ * them again only renames them again (FUSE) or fails with EBUSY (NFS).
+ */
+export function isLingeringRemnant(name: string): boolean {
+  return name.startsWith('.fuse_hidden') || name.startsWith('.nfs');
+}
+
+/**
+ * Removes a directory and everything under it (depth first); no error if it is absent.
+ * Lingering remnants of open files (isLingeringRemnant) are left alone, so a directory
+ * holding one fails with NOT_EMPTY: cleanup that may meet one calls removeTreeIfPossible.
+ */
 export async function removeTree(fs: FileSystem, path: string): Promise<void> {
   let names: string[];
   try {
@@ -214,8 +228,24 @@ export async function removeTree(fs: FileSystem, path: string): Promise<void> {
     }
     throw e;
   }
-  for (const name of names) await removeTree(fs, joinPath(path, name));
+  for (const name of names) if (!isLingeringRemnant(name)) await removeTree(fs, joinPath(path, name));
   await removeIfExists(fs, path);
+}
+
+/**
+ * removeTree for cleanup of leftovers, which another handle may still hold open: false
+ * when a directory could not be removed yet because something lingers in it (see
+ * isLingeringRemnant). The caller logs that and tries again later; it is never fatal.
+ * Every other error throws.
+ */
+export async function removeTreeIfPossible(fs: FileSystem, path: string): Promise<boolean> {
+  try {
+    await removeTree(fs, path);
+    return true;
+  } catch (e) {
+    if (e instanceof FsError && e.code === 'NOT_EMPTY') return false;
+    throw e;
+  }
 }
 
 /** Total byte length of one buffer or several. */

@@ -12,11 +12,13 @@ export {
   type FileSystem,
   FsError,
   type FsErrorCode,
+  isLingeringRemnant,
   joinPath,
   type OpenOptions,
   readFile,
   readFully,
   removeTree,
+  removeTreeIfPossible,
   writeFileAtomic,
 } from './fs.js';
 export {
@@ -28,6 +30,7 @@ export {
   type ReadResult,
   type StoredSnapshot,
 } from './group-storage.js';
+export { LoseUnsyncedFileSystem } from './lose-unsynced-fs.js';
 export {
   CRASH_MODES,
   type CrashMode,
@@ -41,4 +44,5 @@ export { NodeFileSystem } from './node-fs.js';
 export { DEFAULT_OPTIONS, type StorageOptions } from './options.js';
 export { chance, createPrng, type Prng, randomInt } from './prng.js';
 export type { Damage, DamageReason, RecoveryReport } from './recovery.js';
+export { RemnantFileSystem } from './remnant-fs.js';
 export type { SnapshotReader, SnapshotWriter } from './snapshot.js';

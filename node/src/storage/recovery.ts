@@ -24,7 +24,7 @@ import {
   readFile,
   readFully,
   removeIfExists,
-  removeTree,
+  removeTreeIfPossible,
 } from './fs.js';
 import {
   emptyManifest,
@@ -58,6 +58,12 @@ export interface RecoveryReport {
   bytesScanned: number;
   /** Leftover files removed (temporary files, other generations, stale indexes, orphan segments). */
   removed: string[];
+  /**
+   * Leftover directories that could not be removed yet, because a file in them is still
+   * open elsewhere (a FUSE or NFS remnant, see fs.isLingeringRemnant); the next recovery
+   * tries again.
+   */
+  kept: string[];
 }
 
 export interface RecoveredLog {
@@ -92,6 +98,7 @@ export function emptyReport(): RecoveryReport {
     segmentsScanned: 0,
     bytesScanned: 0,
     removed: [],
+    kept: [],
   };
 }
 
@@ -147,8 +154,8 @@ async function openManifest(ctx: RecoveryContext): Promise<Manifest> {
   // Other generations are leftovers of an interrupted (or superseded) snapshot install.
   for (const g of generations) {
     if (g !== manifest.generation && loaded.kind === 'ok') {
-      await removeTree(fs, generationDir(dir, g));
-      report.removed.push(`g${g}`);
+      if (await removeTreeIfPossible(fs, generationDir(dir, g))) report.removed.push(`g${g}`);
+      else report.kept.push(`g${g}`);
     }
   }
   return manifest;

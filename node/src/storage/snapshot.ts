@@ -18,10 +18,19 @@
 import type { SnapshotMeta } from '../../../raft/src/types.js';
 import { magic, openEnvelope, sealEnvelope } from './envelope.js';
 import { invariant, StorageError } from './errors.js';
-import { type FileHandle, joinPath, readFile, readFully, removeTree, writeFileAtomic } from './fs.js';
+import {
+  baseName,
+  type FileHandle,
+  joinPath,
+  readFile,
+  readFully,
+  removeTree,
+  removeTreeIfPossible,
+  writeFileAtomic,
+} from './fs.js';
 import type { GroupStorage } from './group-storage.js';
 import { generationDir, isManifest, type Manifest, saveManifest } from './manifest.js';
-import { recoverLog } from './recovery.js';
+import { type RecoveryReport, recoverLog } from './recovery.js';
 import { scanSegment } from './scan.js';
 import { Segment } from './segment.js';
 import { NO_INDEX } from './segment-index.js';
@@ -86,8 +95,11 @@ export interface SnapshotWriter {
   received(): number;
   /** Writes `chunk` at `offset` (≤ received(); bytes already held are skipped). */
   write(offset: number, chunk: Uint8Array): Promise<void>;
-  /** Validates the whole stream and installs it, atomically replacing the log. */
-  finish(): Promise<void>;
+  /**
+   * Validates the whole stream and installs it, atomically replacing the log. Returns the
+   * recovery report of the new log; its `kept` names leftovers not removed yet.
+   */
+  finish(): Promise<RecoveryReport>;
   /** Forgets the partial stream. */
   abort(): Promise<void>;
 }
@@ -233,7 +245,8 @@ export async function receiveSnapshot(storage: GroupStorage, meta: SnapshotMeta)
     }
   }
   if (!resumed) {
-    await removeTree(fs, inDir);
+    // A remnant of an open file may keep the old directory (and it); the new stream's files are new.
+    await removeTreeIfPossible(fs, inDir);
     await fs.mkdir(inDir);
     await fs.syncDir(dir);
   }
@@ -301,17 +314,19 @@ export async function receiveSnapshot(storage: GroupStorage, meta: SnapshotMeta)
         if (received !== meta.size)
           throw new StorageError('BAD_SNAPSHOT', `snapshot incomplete: ${received} of ${meta.size} bytes`);
         await file.sync();
-        await installSnapshot(storage, meta, file);
+        const report = await installSnapshot(storage, meta, file);
         done = true;
         await file.close();
-        await removeTree(fs, inDir);
+        // The stream's directory is a leftover now: the next receive or recovery retries.
+        if (!(await removeTreeIfPossible(fs, inDir))) report.kept.push(baseName(inDir));
         await fs.syncDir(dir);
+        return report;
       }),
     abort: () =>
       serial(async () => {
         done = true;
         await file.close();
-        await removeTree(fs, inDir);
+        await removeTreeIfPossible(fs, inDir);
       }),
   };
 }
@@ -356,14 +371,18 @@ async function parseHeader(
 }
 
 /** Validates the received stream and makes it the log (see the file comment). */
-async function installSnapshot(storage: GroupStorage, meta: SnapshotMeta, stream: FileHandle): Promise<void> {
+async function installSnapshot(
+  storage: GroupStorage,
+  meta: SnapshotMeta,
+  stream: FileHandle,
+): Promise<RecoveryReport> {
   const { fs, core, dir, options } = storage;
   const { header, headerBytes } = await parseHeader(storage, meta, stream);
   const state = header.stateBytes > 0 ? await readFully(stream, headerBytes, header.stateBytes) : null;
   if (state && core.crc32c(state) !== header.stateCrc)
     throw new StorageError('BAD_SNAPSHOT', 'snapshot state fails its CRC');
 
-  await storage.enqueue(async () => {
+  return await storage.enqueue(async () => {
     const generation = storage.manifest.generation + 1;
     const gen = generationDir(dir, generation);
     await removeTree(fs, gen);
@@ -444,7 +463,7 @@ async function installSnapshot(storage: GroupStorage, meta: SnapshotMeta, stream
       await removeTree(fs, gen).catch(() => {});
       throw e;
     }
-    await storage.replaceLog(async (report) =>
+    return await storage.replaceLog(async (report) =>
       recoverLog({ fs, core, pool: storage.pool, dir, options, report }),
     );
   });

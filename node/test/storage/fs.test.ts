@@ -9,8 +9,10 @@ import {
   type FileSystem,
   FsError,
   type FsOpInfo,
+  LoseUnsyncedFileSystem,
   MemFileSystem,
   NodeFileSystem,
+  RemnantFileSystem,
   readFile,
   readFully,
   removeTree,
@@ -21,13 +23,20 @@ import { eqBytes, tempDir } from './helpers.js';
 const bytes = (...xs: number[]) => new Uint8Array(xs);
 const isFs = (code: string) => (e: unknown) => e instanceof FsError && e.code === code;
 
-for (const kind of ['node fs', 'memfs'] as const) {
+for (const kind of ['node fs', 'memfs', 'lose-unsynced fs', 'remnant fs over memfs'] as const) {
   const t = suite(`FileSystem contract: ${kind}`);
   const make = (): { fs: FileSystem; root: string; cleanup: () => void } => {
     if (kind === 'memfs')
       return { fs: new MemFileSystem({ prng: createPrng(1) }), root: 'r', cleanup: () => {} };
+    if (kind === 'remnant fs over memfs')
+      return {
+        fs: new RemnantFileSystem(new MemFileSystem({ prng: createPrng(1) })),
+        root: 'r',
+        cleanup: () => {},
+      };
     const d = tempDir();
-    return { fs: new NodeFileSystem(), root: `${d.dir}/r`, cleanup: d.cleanup };
+    const fs = kind === 'node fs' ? new NodeFileSystem() : new LoseUnsyncedFileSystem();
+    return { fs, root: `${d.dir}/r`, cleanup: d.cleanup };
   };
 
   t('files: create, exclusive, truncate, read, write, append, size, truncate, close', async () => {
@@ -107,6 +116,54 @@ for (const kind of ['node fs', 'memfs'] as const) {
 
   t.run();
 }
+
+const lazy = suite('lose-unsynced file system: what a SIGKILL of the process leaves on the disk');
+
+lazy(
+  'only synced contents reach the disk; renames reach it at once; handles share the unsynced view',
+  async () => {
+    const d = tempDir();
+    try {
+      const fs = new LoseUnsyncedFileSystem();
+      const a = await fs.open(`${d.dir}/a`, { create: true });
+      await a.write(bytes(1, 2, 3), 0);
+      await a.sync();
+      await a.write(bytes(9, 9), 1); // unsynced
+      await a.truncate(2); // unsynced
+      const again = await fs.open(`${d.dir}/a`);
+      assert.deepEqual(
+        [...(await readFully(again, 0, 8))],
+        [1, 9],
+        'a second handle sees the pending changes',
+      );
+      // The "process" dies here: a fresh view of the disk holds what was synced.
+      const disk = new NodeFileSystem();
+      assert.deepEqual([...(await readFile(disk, `${d.dir}/a`))!], [1, 2, 3]);
+      // An atomic replace without its fsync: the name moves, the bytes are lost (the
+      // zero-length file a power loss left in node.json).
+      const t = await fs.open(`${d.dir}/b.tmp`, { create: true, truncate: true });
+      await t.write(bytes(7, 7), 0);
+      await t.close();
+      await fs.rename(`${d.dir}/b.tmp`, `${d.dir}/b`);
+      assert.deepEqual([...(await readFile(fs, `${d.dir}/b`))!], [7, 7], 'the process sees its write');
+      assert.deepEqual([...(await readFile(disk, `${d.dir}/b`))!], [], 'the disk has an empty file');
+      // writeFileAtomic fsyncs: it survives.
+      await writeFileAtomic(fs, `${d.dir}/c`, bytes(5, 6));
+      assert.deepEqual([...(await readFile(disk, `${d.dir}/c`))!], [5, 6]);
+      // Syncing through either handle makes the shared changes durable; dsync writes are durable at once.
+      await again.sync();
+      assert.deepEqual([...(await readFile(disk, `${d.dir}/a`))!], [1, 9]);
+      const ds = await fs.open(`${d.dir}/d`, { create: true, dsync: true });
+      await ds.write(bytes(4), 0);
+      assert.deepEqual([...(await readFile(disk, `${d.dir}/d`))!], [4]);
+      for (const f of [a, again, ds]) await f.close();
+    } finally {
+      d.cleanup();
+    }
+  },
+);
+
+lazy.run();
 
 const m = suite('in-memory file system: crash semantics');
 

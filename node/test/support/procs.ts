@@ -54,14 +54,24 @@ export async function freePort(): Promise<number> {
     // killed node will take back on restart is unlikely to be picked meanwhile by a test
     // running beside this one.
     const port = 10_000 + (process.pid % 20) * 500 + Math.floor(Math.random() * 500);
+    // A port handed out is not bound until its node starts: never hand it out twice (two
+    // nodes of one cluster on one port). The oldest are forgotten once most of the slice is used.
+    if (handedOut.has(port)) continue;
     const ok = await new Promise<boolean>((resolve) => {
       const s = createServer();
       s.once('error', () => resolve(false));
       s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-    if (ok) return port;
+    if (ok) {
+      handedOut.add(port);
+      if (handedOut.size > 400) for (const p of [...handedOut].slice(0, 200)) handedOut.delete(p);
+      return port;
+    }
   }
 }
+
+/** Ports freePort returned, oldest first. */
+const handedOut = new Set<number>();
 
 export interface NodePorts {
   api: number;
