@@ -11,7 +11,7 @@
 // empty), or was changed by hand. Nothing else durable says whose data it is, so the node
 // refuses to start and says what the operator can do. A directory with nothing else in
 // it is simply taken, as a new one.
-import { dirName, type FileSystem, joinPath, readFile, writeFileAtomic } from './storage/index.js';
+import { type FileSystem, joinPath, makeDirsDurable, readFile, writeFileAtomic } from './storage/index.js';
 
 export const IDENTITY_FILE = 'node.json';
 
@@ -43,15 +43,6 @@ export type IdentityOutcome =
   | 'matched'
   /** The file was empty or torn in an otherwise empty directory: written again. */
   | 'rewritten';
-
-/** Creates `path` and any missing parents, each one's name made durable in its parent. */
-export async function makeDirsDurable(fs: FileSystem, path: string): Promise<void> {
-  if (path === '' || path === '.' || path === '/' || (await fs.exists(path))) return;
-  const parent = dirName(path);
-  await makeDirsDurable(fs, parent);
-  await fs.mkdir(path);
-  await fs.syncDir(parent);
-}
 
 function parseIdentity(bytes: Uint8Array): NodeIdentity | null {
   let v: unknown;

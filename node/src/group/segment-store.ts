@@ -11,11 +11,11 @@ import type { ConfState, HardState, LogWrite, SnapshotMeta } from '../../../raft
 import type { StoreProvider } from '../cairn-node.js';
 import type { Logger } from '../ops/log.js';
 import {
-  dirName,
   type FileSystem,
   FsError,
   GroupStorage,
   joinPath,
+  makeDirsDurable,
   readFile,
   removeTree,
   removeTreeIfPossible,
@@ -382,14 +382,9 @@ export function segmentStores(o: SegmentStoresOptions): StoreProvider {
   let ready: Promise<void> | undefined;
   const ensureDirs = () =>
     (ready ??= (async () => {
-      for (const d of [o.dataDir, groupsDir]) {
-        if (!(await o.fs.exists(d))) {
-          await o.fs.mkdir(d);
-          // A new directory's name is durable only once its parent is synced: without
-          // this, a power loss could take the whole data directory with it.
-          await o.fs.syncDir(dirName(d));
-        }
-      }
+      // Without each new directory's name synced, a power loss could take the whole data
+      // directory with it.
+      await makeDirsDurable(o.fs, groupsDir);
       await o.fs.syncDir(o.dataDir);
       await sweepRemoved();
     })());

@@ -83,6 +83,24 @@ export interface FileSystem {
   exists(path: string): Promise<boolean>;
 }
 
+/** Refuses a position or size that is not a safe integer ≥ 0 (INVALID). */
+export function checkPosition(path: string, position: number): void {
+  if (!Number.isSafeInteger(position) || position < 0)
+    throw new FsError('INVALID', `bad file position ${position}`, path);
+}
+
+/** One new buffer holding `data` (one buffer or several back to back): a copy the caller owns. */
+export function copyBytes(data: Uint8Array | readonly Uint8Array[]): Uint8Array {
+  if (data instanceof Uint8Array) return data.slice();
+  const out = new Uint8Array(byteLength(data));
+  let at = 0;
+  for (const b of data) {
+    out.set(b, at);
+    at += b.length;
+  }
+  return out;
+}
+
 /** Joins path parts with '/', the only separator storage uses. */
 export function joinPath(...parts: string[]): string {
   return parts.filter((p) => p.length > 0).join('/');
@@ -188,6 +206,18 @@ export async function writeFileAtomic(fs: FileSystem, path: string, data: Uint8A
   }
   await fs.rename(tmp, path);
   await fs.syncDir(dirName(path));
+}
+
+/**
+ * Creates `path` and any missing parents, each new directory's name made durable in its
+ * parent (a new directory's name survives a power loss only once its parent is synced).
+ */
+export async function makeDirsDurable(fs: FileSystem, path: string): Promise<void> {
+  if (path === '' || path === '.' || path === '/' || (await fs.exists(path))) return;
+  const parent = dirName(path);
+  await makeDirsDurable(fs, parent);
+  await fs.mkdir(path);
+  await fs.syncDir(parent);
 }
 
 /** Removes a file if it exists. */

@@ -14,6 +14,7 @@ export {
   type FsErrorCode,
   isLingeringRemnant,
   joinPath,
+  makeDirsDurable,
   type OpenOptions,
   readFile,
   readFully,

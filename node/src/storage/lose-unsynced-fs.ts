@@ -15,7 +15,14 @@
 //   power loss may have (the one seen on ext4: a renamed file whose contents never
 //   reached the disk, zero bytes long). The other outcomes, names lost or reordered, are
 //   what MemFileSystem's crash modes cover in the storage tests and the simulator.
-import { byteLength, type FileHandle, type FileSystem, FsError, type OpenOptions } from './fs.js';
+import {
+  checkPosition,
+  copyBytes,
+  type FileHandle,
+  type FileSystem,
+  FsError,
+  type OpenOptions,
+} from './fs.js';
 import { NodeFileSystem } from './node-fs.js';
 
 type Pending = { kind: 'write'; position: number; bytes: Uint8Array } | { kind: 'truncate'; size: number };
@@ -32,17 +39,6 @@ class Inode {
     /** The size every handle sees: the disk's plus the pending changes. */
     public size: number,
   ) {}
-}
-
-function copyOf(data: Uint8Array | readonly Uint8Array[]): Uint8Array {
-  if (data instanceof Uint8Array) return data.slice();
-  const out = new Uint8Array(byteLength(data));
-  let at = 0;
-  for (const b of data) {
-    out.set(b, at);
-    at += b.length;
-  }
-  return out;
 }
 
 export class LoseUnsyncedFileSystem implements FileSystem {
@@ -88,9 +84,9 @@ export class LoseUnsyncedFileSystem implements FileSystem {
   /** @internal */
   closed(inode: Inode): void {
     inode.open--;
-    // Unsynced changes of a file no handle holds are gone: on the real machine they would
-    // sit in the page cache until a power loss; here the next open reads the disk. Keep the
-    // inode while changes are pending so a reopen still sees them.
+    // A file no handle holds is forgotten once nothing of it is pending (the next open reads
+    // the disk). With changes pending it stays, as the page cache keeps them, so a reopen
+    // still sees them.
     if (inode.open === 0 && inode.pending.length === 0 && this.inodes.get(inode.path) === inode)
       this.inodes.delete(inode.path);
   }
@@ -130,11 +126,6 @@ export class LoseUnsyncedFileSystem implements FileSystem {
   exists(path: string): Promise<boolean> {
     return this.disk.exists(path);
   }
-}
-
-function checkPosition(path: string, position: number): void {
-  if (!Number.isSafeInteger(position) || position < 0)
-    throw new FsError('INVALID', `bad file position ${position}`, path);
 }
 
 class LazyFile implements FileHandle {
@@ -198,7 +189,7 @@ class LazyFile implements FileHandle {
   async write(data: Uint8Array | readonly Uint8Array[], position: number): Promise<void> {
     this.live();
     checkPosition(this.path, position);
-    const bytes = copyOf(data);
+    const bytes = copyBytes(data);
     this.inode.pending.push({ kind: 'write', position, bytes });
     this.inode.size = Math.max(this.inode.size, position + bytes.length);
     if (this.dsync) await this.owner.flush(this.inode, this.real);

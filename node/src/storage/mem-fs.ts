@@ -20,7 +20,14 @@
 // at rest (bit rot, lost tails) and on reads (bit flips, short reads) can be injected.
 // `armCrash(step)` stops the machine just before its step-th mutating operation, which is
 // how the tests enumerate every crash point of a workload.
-import { byteLength, type FileHandle, type FileSystem, FsError, type OpenOptions } from './fs.js';
+import {
+  checkPosition,
+  copyBytes,
+  type FileHandle,
+  type FileSystem,
+  FsError,
+  type OpenOptions,
+} from './fs.js';
 import { chance, type Prng, randomInt } from './prng.js';
 
 export type CrashMode = 'lose' | 'torn' | 'reorder';
@@ -121,22 +128,6 @@ function splitPath(path: string): string[] {
   const parts = path.split('/').filter((p) => p.length > 0 && p !== '.');
   if (parts.some((p) => p === '..')) throw new FsError('INVALID', "'..' is not supported", path);
   return parts;
-}
-
-function checkPosition(path: string, position: number): void {
-  if (!Number.isSafeInteger(position) || position < 0)
-    throw new FsError('INVALID', `bad file position ${position}`, path);
-}
-
-function concat(data: Uint8Array | readonly Uint8Array[]): Uint8Array {
-  if (data instanceof Uint8Array) return data.slice();
-  const out = new Uint8Array(byteLength(data));
-  let at = 0;
-  for (const b of data) {
-    out.set(b, at);
-    at += b.length;
-  }
-  return out;
 }
 
 export class MemFileSystem implements FileSystem {
@@ -539,14 +530,14 @@ class MemFile implements FileHandle {
   async write(data: Uint8Array | readonly Uint8Array[], position: number): Promise<void> {
     checkPosition(this.path, position);
     // Copy now: the caller may reuse its buffers once the promise is pending.
-    const bytes = concat(data);
+    const bytes = copyBytes(data);
     await this.begin('write', true, bytes.length);
     this.fs.dataChange(this.inode, { kind: 'write', position, bytes });
     if (this.dsync) await this.sync();
   }
 
   async append(data: Uint8Array | readonly Uint8Array[]): Promise<number> {
-    const bytes = concat(data);
+    const bytes = copyBytes(data);
     await this.begin('write', true, bytes.length);
     const position = this.inode.size;
     this.fs.dataChange(this.inode, { kind: 'write', position, bytes });

@@ -12,6 +12,7 @@ import {
 } from 'node:fs/promises';
 import {
   byteLength,
+  checkPosition,
   type FileHandle,
   type FileSystem,
   FsError,
@@ -48,11 +49,6 @@ async function wrap<T>(path: string, op: () => Promise<T>): Promise<T> {
     if (e instanceof FsError) throw e;
     throw new FsError(codeOf(e), (e as Error).message, path);
   }
-}
-
-function checkPosition(path: string, position: number): void {
-  if (!Number.isSafeInteger(position) || position < 0)
-    throw new FsError('INVALID', `bad file position ${position}`, path);
 }
 
 class NodeFile implements FileHandle {

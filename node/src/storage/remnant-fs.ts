@@ -8,13 +8,11 @@
 import { dirName, type FileHandle, type FileSystem, joinPath, type OpenOptions } from './fs.js';
 
 export class RemnantFileSystem implements FileSystem {
-  /** Open handles per path (a rename moves the count with the file). */
-  private readonly openCount = new Map<string, number>();
+  /** Each open handle, with the path its file has now (a rename, a remnant included, moves it). */
+  private readonly handles = new Set<{ path: string }>();
   /** Hidden remnants, by their current path, removed when their last handle closes. */
   private readonly hidden = new Set<string>();
   private nextHidden = 0;
-  /** Where each open handle's file is now. */
-  private readonly handles = new Set<{ path: string }>();
 
   constructor(private readonly inner: FileSystem) {}
 
@@ -23,25 +21,19 @@ export class RemnantFileSystem implements FileSystem {
     return [...this.hidden].sort();
   }
 
+  private isOpen(path: string): boolean {
+    for (const h of this.handles) if (h.path === path) return true;
+    return false;
+  }
+
   async open(path: string, options?: OpenOptions): Promise<FileHandle> {
     const file = await this.inner.open(path, options);
-    this.openCount.set(path, (this.openCount.get(path) ?? 0) + 1);
-    // The handle follows its file through renames (a remnant is a rename).
     const where = { path };
     this.handles.add(where);
-    let closed = false;
     const close = async () => {
-      if (closed) return;
-      closed = true;
+      if (!this.handles.delete(where)) return;
       await file.close();
-      this.handles.delete(where);
-      const left = (this.openCount.get(where.path) ?? 1) - 1;
-      if (left > 0) {
-        this.openCount.set(where.path, left);
-        return;
-      }
-      this.openCount.delete(where.path);
-      if (this.hidden.delete(where.path)) await this.inner.remove(where.path);
+      if (!this.isOpen(where.path) && this.hidden.delete(where.path)) await this.inner.remove(where.path);
     };
     return {
       get path() {
@@ -58,32 +50,34 @@ export class RemnantFileSystem implements FileSystem {
     };
   }
 
-  private moveOpen(from: string, to: string): void {
-    const n = this.openCount.get(from);
-    if (n === undefined) return;
-    this.openCount.delete(from);
-    this.openCount.set(to, n);
-    for (const h of this.handles) if (h.path === from) h.path = to;
-    if (this.hidden.delete(from)) this.hidden.add(to);
+  /** Open files at `from`, or under it when it is a directory, are now at `to`. */
+  private moved(from: string, to: string): void {
+    const under = `${from}/`;
+    for (const h of this.handles) {
+      if (h.path === from) h.path = to;
+      else if (h.path.startsWith(under)) h.path = to + h.path.slice(from.length);
+    }
+    for (const p of [...this.hidden]) {
+      if (p === from || p.startsWith(under)) {
+        this.hidden.delete(p);
+        this.hidden.add(to + p.slice(from.length));
+      }
+    }
   }
 
   async rename(from: string, to: string): Promise<void> {
     await this.inner.rename(from, to);
-    // Open files under a renamed directory move with it.
-    for (const p of [...this.openCount.keys()]) {
-      if (p === from) this.moveOpen(p, to);
-      else if (p.startsWith(`${from}/`)) this.moveOpen(p, to + p.slice(from.length));
-    }
+    this.moved(from, to);
   }
 
   async remove(path: string): Promise<void> {
-    if ((this.openCount.get(path) ?? 0) === 0) {
+    if (!this.isOpen(path)) {
       await this.inner.remove(path);
       return;
     }
     const remnant = joinPath(dirName(path), `.fuse_hidden${String(this.nextHidden++).padStart(16, '0')}`);
     await this.inner.rename(path, remnant);
-    this.moveOpen(path, remnant);
+    this.moved(path, remnant);
     this.hidden.add(remnant);
   }
 
