@@ -265,7 +265,7 @@ export class CairnNode implements NodeApi {
           conf = { voters: cmd.members.map((m) => m.id).sort((a, b) => a - b), learners: [] };
       }
     }
-    const lostEntries = opened.lostEntries ?? (fresh && c.join ? { lastIndexBeforeRepair: 1 } : undefined);
+    const lostEntries = await this.lostEntriesAtStart(store, opened, fresh);
     const group = new RaftGroup(METADATA_GROUP, this.runtime.host, store, this.meta, {
       conf,
       hardState: opened.hardState,
@@ -412,6 +412,7 @@ export class CairnNode implements NodeApi {
         voters: [...meta.initialReplicas].sort((a, b) => a - b),
         learners: [],
       };
+      const lostEntries = await this.lostEntriesAtStart(store, opened, fresh);
       let group: RaftGroup;
       try {
         if (opened.snapshot !== undefined) pg.restore(opened.snapshot, opened.snapshotState!);
@@ -422,8 +423,7 @@ export class CairnNode implements NodeApi {
           applied: opened.snapshot?.index ?? 0,
           snapshot: opened.snapshot,
           partialSnapshot: opened.partialSnapshot,
-          lostEntries:
-            opened.lostEntries ?? (fresh && this.o.config.join ? { lastIndexBeforeRepair: 1 } : undefined),
+          lostEntries,
           random: () => this.o.random.next(),
           options: this.raftOptions(),
         });
@@ -438,6 +438,24 @@ export class CairnNode implements NodeApi {
     } finally {
       this.starting.delete(meta.groupId);
     }
+  }
+
+  /**
+   * What the group must repair before it votes (DESIGN §6): what storage's marker says, or,
+   * for a fresh group on a joining node (a wiped disk, or a node added later), its whole
+   * log. That second case is made durable (the repair marker) before the group starts: once
+   * the group persists a term or a vote it is no longer fresh at its next start, and without
+   * the marker it would vote, with an empty log, after a crash before its repair finished.
+   */
+  private async lostEntriesAtStart(
+    store: GroupStore,
+    opened: OpenedState,
+    fresh: boolean,
+  ): Promise<{ lastIndexBeforeRepair: number } | undefined> {
+    if (opened.lostEntries !== undefined) return opened.lostEntries;
+    if (!fresh || !this.o.config.join) return undefined;
+    await store.markLostEntries(1);
+    return { lastIndexBeforeRepair: 1 };
   }
 
   /**

@@ -139,6 +139,14 @@ export class RaftCore {
   private quorumScratch = new Float64Array(8);
   /** Index of this leader's first entry (its no-op): commit ≥ it means "committed in my term". */
   private termStartIndex = 0;
+  /**
+   * A leader elected by its own vote alone (one voter) leads before its term and vote are
+   * durable: they go to disk with its no-op, in one fsync. Until that no-op is persisted it
+   * takes no proposals. Otherwise a power loss could take the term with the entries, and
+   * the node, elected again in the same term, would write different entries under the
+   * same (index, term) as the lost ones — which a learner may already hold, and would keep.
+   */
+  private termDurableAt = 0;
   private transferee: NodeId = 0;
   private transferElapsed = 0;
   /** Uncommitted proposal bytes, and (lastIndex, bytes) marks to release them at commit. */
@@ -686,7 +694,10 @@ export class RaftCore {
     this.votes.set(this.id, true);
     if (this.pollVotes() === 'won') {
       if (pre) this.becomeCandidate(false, transfer);
-      else this.becomeLeader();
+      else {
+        this.becomeLeader();
+        this.termDurableAt = this.termStartIndex;
+      }
       return;
     }
     const lastIndex = this.log.lastIndex();
@@ -724,6 +735,7 @@ export class RaftCore {
     // §8 / thesis §6.4: a no-op of the new term lets the leader learn what is committed,
     // and gates config changes and reads until it commits.
     this.termStartIndex = this.log.lastIndex() + 1;
+    this.termDurableAt = 0;
     this.appendAsLeader(
       [{ index: this.termStartIndex, term: this.term, type: 'noop', data: new Uint8Array(0) }],
       0,
@@ -1176,6 +1188,8 @@ export class RaftCore {
   private refuseProposal(bytes: number): ProposeResult | undefined {
     if (this.role !== 'leader') return { ok: false, reason: 'notLeader', leader: this.leader };
     if (this.transferee !== 0) return { ok: false, reason: 'transferring', leader: this.leader };
+    if (this.log.persisted < this.termDurableAt)
+      return { ok: false, reason: 'leaderNotReady', leader: this.leader };
     // An empty pipeline always takes one proposal, however large, so none waits forever.
     if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.opts.maxUncommittedBytes) {
       return { ok: false, reason: 'overloaded', leader: this.leader };

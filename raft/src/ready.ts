@@ -100,7 +100,10 @@ export type ProposeRejection =
   | 'overloaded'
   /** Config change: another config entry is not yet committed. */
   | 'changePending'
-  /** Config change: the leader has not yet committed an entry of its own term. */
+  /**
+   * Config change: the leader has not yet committed an entry of its own term. Any proposal:
+   * a leader elected by its own vote alone has not yet persisted its no-op (its term).
+   */
   | 'leaderNotReady'
   /** Config change: the learner's log lags by more than promotionMaxLagEntries. */
   | 'notCaughtUp'

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AppendMessage, Message, SnapshotMeta } from '../src/index.js';
 import { encodeConfState, MemoryLog } from '../src/index.js';
-import { appendOk, Cluster, entriesOf, Solo, text } from './harness.js';
+import { appendOk, bytes, Cluster, entriesOf, Solo, text } from './harness.js';
 
 const T = 10; // electionTimeoutTicks (the default)
 
@@ -311,6 +311,181 @@ test('§5.3 §5.5 a duplicated append changes nothing and is acknowledged again'
   assert.is(rd.logWrite, undefined);
   const [ack] = of(rd.messagesAfterPersist, 'appendResponse');
   assert.is(ack?.index, 2);
+});
+
+// ---- Figure 2, rule by rule: what a receiver does with AppendEntries and RequestVote ----
+// Each test pins one rule so that breaking it fails here, not only (rarely) in a seed.
+
+test('Figure 2 AppendEntries 1: an append of a lower term is refused and changes nothing', () => {
+  const s = follower([1, 1], 3);
+  s.core.step(append(2, 2, 1, [2, 2], 4));
+  const rd = s.take();
+  assert.is(rd.logWrite, undefined, 'nothing written');
+  assert.is(s.core.commitIndex, 0, 'commit unmoved');
+  assert.is(s.core.currentTerm, 3);
+  assert.is(s.core.currentLeader, 0, 'a stale leader is not taken for the leader');
+});
+
+test('Figure 2 AppendEntries 2: a refused append (no matching prevLogIndex/prevLogTerm) moves neither the log nor commit', () => {
+  for (const [prevIndex, prevTerm, why] of [
+    [4, 1, 'prevLogIndex beyond the log'],
+    [2, 2, 'a different term at prevLogIndex'],
+  ] as const) {
+    const s = follower([1, 1], 2);
+    s.core.step(append(2, prevIndex, prevTerm, [2], 3));
+    const rd = s.take();
+    const [resp] = of(s.msgs(rd), 'appendResponse');
+    assert.ok(resp?.reject, why);
+    assert.is(rd.logWrite, undefined, `${why}: nothing written`);
+    assert.is(
+      s.core.commitIndex,
+      0,
+      `${why}: the leader's commit says nothing about a log that does not match`,
+    );
+  }
+});
+
+test('Figure 2 AppendEntries 3: only a conflicting entry and what follows it are deleted; matching entries stay', () => {
+  const s = follower([1, 1, 1, 1], 2);
+  // Entries 2 and 3 agree (term 1), entry 4 conflicts (term 2 vs our term 1).
+  s.core.step(append(2, 1, 1, [1, 1, 2]));
+  const rd = s.take();
+  assert.is(rd.logWrite?.truncateFrom, 4, 'the cut is at the first conflict, not at the first entry sent');
+  assert.equal(
+    rd.logWrite?.entries.map((e) => `${e.index}:${e.term}`),
+    ['4:2'],
+  );
+});
+
+test('Figure 2 AppendEntries 4: an older (shorter) append never cuts entries that match it', () => {
+  const s = follower([1, 1, 1, 1], 1);
+  // A delayed copy of an append that carried only entry 2.
+  s.core.step(append(1, 1, 1, [1]));
+  const rd = s.take();
+  assert.is(rd.logWrite, undefined, 'entries 3 and 4 stay');
+  assert.is(s.log.lastIndex(), 4);
+  const [ack] = of(s.msgs(rd), 'appendResponse');
+  assert.is(ack?.index, 2, 'it acknowledges what the append proved, not its whole log');
+});
+
+test('Figure 2 AppendEntries 5: commitIndex = min(leaderCommit, index of the last new entry), never the end of our log', () => {
+  // Entries 3..5 are left from term 1 and were never committed; the leader of term 2 has
+  // other entries there and has committed through 5.
+  const s = follower([1, 1, 1, 1, 1], 2);
+  s.core.step(append(2, 2, 1, [], 5));
+  s.take();
+  assert.is(s.core.commitIndex, 2, 'an empty append proves the logs agree through prevLogIndex only');
+  s.core.step(append(2, 2, 1, [1], 5));
+  const rd = s.take();
+  assert.is(s.core.commitIndex, 3, 'through the last entry the append carried');
+  assert.ok(
+    [...rd.committed, ...s.take().committed].every((e) => e.index <= 3),
+    'no entry past the last new one is applied',
+  );
+  // A later append with a lower leaderCommit never lowers it.
+  s.core.step(append(2, 3, 1, [], 1));
+  s.take();
+  assert.is(s.core.commitIndex, 3);
+});
+
+test('Figure 2 AppendEntries 5: a heartbeat commits no further than the follower’s own log', () => {
+  const s = follower([1, 1], 1);
+  s.core.step({ type: 'heartbeat', term: 1, from: 2, to: 1, commit: 5, readSeq: 0 });
+  const rd = s.take();
+  assert.is(s.core.commitIndex, 2);
+  const [resp] = of(s.msgs(rd), 'heartbeatResponse');
+  assert.is(resp?.logEnd, 2, 'and tells the leader where its log ends');
+});
+
+test('Figure 2 RequestVote 1: a request of a lower term is not granted and changes nothing', () => {
+  const s = follower([1], 3);
+  s.core.step({
+    type: 'vote',
+    term: 2,
+    from: 2,
+    to: 1,
+    pre: false,
+    lastIndex: 9,
+    lastTerm: 2,
+    transfer: false,
+  });
+  const rd = s.take();
+  assert.ok(
+    of(s.msgs(rd), 'voteResponse').every((r) => !r.granted),
+    'no grant',
+  );
+  assert.is(rd.hardState, undefined, 'neither term nor vote recorded');
+  assert.is(s.core.currentTerm, 3);
+});
+
+test('Figure 2 RequestVote 2: granted only when votedFor is none or the candidate, and its log is at least as up to date', () => {
+  const s = follower([1, 2], 2);
+  const ask = (from: number, term: number, lastIndex: number, lastTerm: number) => {
+    s.core.step({ type: 'vote', term, from, to: 1, pre: false, lastIndex, lastTerm, transfer: false });
+    const [r] = of(s.msgs(s.take()), 'voteResponse');
+    return r?.granted;
+  };
+  assert.is(ask(2, 3, 1, 1), false, 'a log behind ours (last term 1 < 2)');
+  assert.is(s.core.status().vote, 0, 'a refusal records no vote');
+  assert.is(ask(3, 3, 2, 2), true, 'votedFor none, log as up to date');
+  assert.is(ask(2, 3, 5, 3), false, 'votedFor is 3 in term 3, even for a better log');
+  assert.is(ask(3, 3, 2, 2), true, 'the same candidate again');
+});
+
+test('Figure 2 Followers: granting a vote restarts the election timer; hearing nothing lets it run out', () => {
+  // Two identical followers of term 1 (same seed): one campaigns after k ticks on its own.
+  // The vote asked is of their own term, so no term change resets the timer for it.
+  const at1 = () => new Solo(1, [1, 2, 3], {}, { seed: 9, hardState: { term: 1, vote: 0, commit: 0 } });
+  const alone = at1();
+  let k = 0;
+  while (alone.core.currentRole === 'follower' && k < 3 * T) {
+    alone.core.tick();
+    k++;
+  }
+  const s = at1();
+  s.tick(k - 1);
+  s.core.step({
+    type: 'vote',
+    term: 1,
+    from: 2,
+    to: 1,
+    pre: false,
+    lastIndex: 0,
+    lastTerm: 0,
+    transfer: false,
+  });
+  s.take();
+  s.tick(T - 1);
+  assert.is(s.core.currentRole, 'follower', 'no campaign within T ticks of granting a vote');
+  s.tick(2 * T);
+  assert.is(s.core.currentRole, 'candidate', 'with no leader and no candidate it campaigns');
+});
+
+test('Figure 2 Leaders: matchIndex only grows; a reordered, older acknowledgement does not lower it', () => {
+  const s = new Solo(1, [1, 2, 3]);
+  s.becomeLeader(); // term 1, no-op at 1
+  for (let i = 0; i < 4; i++) s.core.propose([bytes(`v${i}`)]);
+  s.take();
+  s.core.step(appendOk(2, 1, 1, 5));
+  s.core.step(appendOk(2, 1, 1, 3));
+  const pr = s.core.status().progress.find((p) => p.id === 2)!;
+  assert.is(pr.match, 5);
+  assert.ok(pr.next >= 6);
+  assert.is(s.core.commitIndex, 5, 'leader and node 2 hold 1..5');
+  // A stale refusal for an earlier probe does not send next below match.
+  s.core.step({
+    type: 'appendResponse',
+    term: 1,
+    from: 2,
+    to: 1,
+    index: 2,
+    reject: true,
+    hintIndex: 1,
+    hintTerm: 1,
+  });
+  const after = s.core.status().progress.find((p) => p.id === 2)!;
+  assert.is(after.match, 5);
+  assert.ok(after.next > 5);
 });
 
 // ---- §5.4 Safety ----

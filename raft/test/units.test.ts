@@ -168,6 +168,17 @@ test('a one-voter cluster serves reads at once, and leadership changes show in s
   assert.equal(c.node(1).reads, [{ type: 'ready', context: 11, index: 1 }]);
 });
 
+test('a leader elected by its own vote alone takes proposals only once its no-op (its term) is durable', () => {
+  const s = new Solo(1, [1], {}, { learners: [2] });
+  for (let i = 0; i < 100 && s.core.currentRole !== 'leader'; i++) s.core.tick();
+  assert.is(s.core.currentRole, 'leader');
+  const rd = s.take(false); // term, vote and no-op written, not yet durable
+  assert.is(rd.hardState?.term, 1);
+  assert.equal(s.core.propose([bytes('a')]), { ok: false, reason: 'leaderNotReady', leader: 1 });
+  s.core.persisted(1, 1);
+  assert.ok(s.core.propose([bytes('a')]).ok);
+});
+
 test('reads beyond maxPendingReads are refused as overloaded', () => {
   const s = new Solo(1, [1, 2, 3], { maxPendingReads: 2 });
   s.becomeLeader();

@@ -36,6 +36,8 @@ export interface Op {
   records?: PolledRecord[];
   nextOffset?: number;
   linearizable?: boolean;
+  /** Polls that succeeded: the partition's high watermark the answer reported. */
+  highWatermark?: number;
   /** Polls: the consumer moved to `nextOffset` because `from` had been deleted (retention). */
   seek?: boolean;
   /** Admin operations: what was done. */

@@ -376,6 +376,7 @@ export class Client {
         key: rec.key === null ? null : dec.decode(rec.key),
       }));
       op.nextOffset = r.value.nextOffset;
+      op.highWatermark = r.value.highWatermark;
       // The consumer moves on only from where it asked (another poll may have moved it meanwhile: it has not).
       part.pos = Math.max(part.pos, r.value.nextOffset);
       part.nextGuess = Math.max(part.nextGuess, r.value.highWatermark);

@@ -117,6 +117,30 @@ test('inconsistent-offsets: replicas disagree, a poll disagrees with the log, tw
   );
 });
 
+test('stale-read: a linearizable read that misses an append acknowledged before it began', () => {
+  const log = [rec(0, 'a'), rec(1, 'b'), rec(2, 'c')];
+  const acked = [
+    append('a', 0, 'ok', { invokeUs: 0, completeUs: 10 }),
+    append('b', 1, 'ok', { invokeUs: 5, completeUs: 20 }),
+    append('c', 2, 'ok', { invokeUs: 25, completeUs: 40 }),
+  ];
+  const read = (invokeUs: number, highWatermark: number, linearizable = true) =>
+    poll(2, 0, log.slice(0, highWatermark), {
+      invokeUs,
+      completeUs: invokeUs + 1,
+      linearizable,
+      highWatermark,
+    });
+  // Began after 'b' was acknowledged but saw only 'a': stale.
+  assert.equal(names([...acked, read(21, 1)], final(log)), ['stale-read']);
+  // Began after 'b', saw 'b' but not 'c', which was still in flight: fine.
+  assert.equal(names([...acked, read(30, 2)], final(log)), []);
+  // Began while 'b' was in flight (acknowledged at 20): either answer is linearizable.
+  assert.equal(names([...acked, read(15, 1)], final(log)), []);
+  // A read from any replica promises no recency.
+  assert.equal(names([...acked, read(41, 1, false)], final(log)), []);
+});
+
 test('nonmonotonic-poll: a consumer goes backwards', () => {
   const log = [rec(0, 'a'), rec(1, 'b')];
   assert.equal(names([poll(1, 0, [rec(0, 'a'), rec(1, 'b')]), poll(1, 2, [rec(1, 'b')])], final(log)), [

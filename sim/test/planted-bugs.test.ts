@@ -9,6 +9,7 @@ import {
   plantAckBeforeFsync,
   plantCommitByCounting,
   plantForgetVote,
+  plantHeartbeatFullCommit,
   plantReadSkipsRestOfBatch,
 } from './planted.js';
 
@@ -65,6 +66,10 @@ test('committing an earlier term’s entry by counting replicas (Raft §5.4.2, F
     'leader-completeness',
     'state-machine-safety',
   ]);
+});
+
+test('heartbeats carrying the whole commit index, not min(match, commit): a stale suffix commits', async () => {
+  await hunt(plantHeartbeatFullCommit, leaderChurn, 1, 8, ['commit-bound']);
 });
 
 test('acknowledging entries (and votes) before they are fsynced', async () => {

@@ -114,3 +114,36 @@ export function plantReadSkipsRestOfBatch(): () => void {
       },
   );
 }
+
+/**
+ * The commit bound broken on the leader's side: heartbeats carry the leader's whole commit
+ * index instead of min(the follower's match, commit), so a follower whose log still ends
+ * in an old term's entries past its match commits (and applies) them. The follower's rule
+ * (AppendEntries rule 5: never commit past what the leader's message proved) is what
+ * min(match, commit) stands in for on a heartbeat, which proves nothing about the log.
+ */
+export function plantHeartbeatFullCommit(): () => void {
+  return replace(
+    RaftCore.prototype,
+    'broadcastHeartbeat',
+    () =>
+      function (this: {
+        peers: { id: number }[];
+        term: number;
+        id: number;
+        readSeq: number;
+        log: { committed: number };
+        msgsNow: unknown[];
+      }) {
+        for (const pr of this.peers)
+          this.msgsNow.push({
+            type: 'heartbeat',
+            term: this.term,
+            from: this.id,
+            to: pr.id,
+            commit: this.log.committed,
+            readSeq: this.readSeq,
+          });
+      },
+  );
+}

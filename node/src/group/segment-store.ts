@@ -11,25 +11,23 @@ import type { ConfState, HardState, LogWrite, SnapshotMeta } from '../../../raft
 import type { StoreProvider } from '../cairn-node.js';
 import type { Logger } from '../ops/log.js';
 import {
+  dirName,
   type FileSystem,
   FsError,
   GroupStorage,
   joinPath,
   makeDirsDurable,
-  readFile,
   removeTree,
   removeTreeIfPossible,
   type SnapshotReader,
   type SnapshotWriter,
   StorageError,
   type StorageOptions,
-  writeFileAtomic,
 } from '../storage/index.js';
+import { loadRepairMarker, writeRepairMarker } from './repair-marker.js';
 import { type GroupStore, type OpenedState, SnapshotRejected, StoreCorruption } from './store.js';
 
 const METADATA_GROUP = 0;
-const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder();
 
 async function removeIfExists(fs: FileSystem, path: string): Promise<void> {
   try {
@@ -50,14 +48,6 @@ const isCorrupt = (e: unknown) => e instanceof StorageError && e.code === 'CORRU
 /** Storage's CORRUPT (a read failed validation after its retries) as the node's StoreCorruption. */
 function asCorruption(e: unknown): unknown {
   return isCorrupt(e) ? new StoreCorruption((e as Error).message, e) : e;
-}
-
-/** The repair marker's value, or undefined when there is none (or it is unreadable). */
-async function readMarker(fs: FileSystem, path: string): Promise<number | undefined> {
-  const marker = await readFile(fs, path);
-  if (marker === null) return undefined;
-  const v = Number(utf8Decoder.decode(marker));
-  return Number.isSafeInteger(v) && v >= 0 ? v : undefined;
 }
 
 export class SegmentGroupStore implements GroupStore {
@@ -84,10 +74,29 @@ export class SegmentGroupStore implements GroupStore {
   constructor(
     readonly storage: GroupStorage,
     private readonly fs: FileSystem,
+    private readonly core: Core,
     private readonly repairPath: string,
     private readonly dropSegmentsOnSnapshot: boolean,
     private readonly log: Logger,
   ) {}
+
+  /**
+   * The repair marker's index, undefined when there is none. One that fails its CRC still
+   * says entries were lost: the bound then is the most this node knows of its own log (its
+   * last index and recorded commit), the same loss of unknown extent as unreadable damage.
+   */
+  private async loadMarker(hs: HardState): Promise<number | undefined> {
+    const m = await loadRepairMarker(this.fs, this.core, this.repairPath);
+    if (m.kind === 'absent') return undefined;
+    if (m.kind === 'ok') return m.lastIndexBeforeRepair;
+    const bound = Math.max(this.storage.lastIndex(), hs.commit, 1);
+    this.log.warn(
+      { file: this.repairPath, why: m.why, lastIndexBeforeRepair: bound },
+      'the repair marker is unreadable: the group still waits for repair, to the last index it knows of',
+    );
+    await writeRepairMarker(this.fs, this.core, this.repairPath, bound);
+    return bound;
+  }
 
   /** Leftovers a FUSE or NFS remnant of an open file keeps for now: the next recovery removes them. */
   logKept(kept: readonly string[]): void {
@@ -110,7 +119,7 @@ export class SegmentGroupStore implements GroupStore {
     const lastTerm = s.term(s.lastIndex()) ?? 0;
     if (lastTerm > hs.term) hs = { term: lastTerm, vote: 0, commit: hs.commit };
     const hardState = hs.term === 0 && hs.vote === 0 && hs.commit === 0 ? undefined : hs;
-    let lost = await readMarker(this.fs, this.repairPath);
+    let lost = await this.loadMarker(hs);
     if (possibleLoss !== undefined) {
       // Storage cut the log at damage: entries this node acknowledged may be gone. The node
       // must catch up from a leader past everything it may have acknowledged: at least the
@@ -120,7 +129,7 @@ export class SegmentGroupStore implements GroupStore {
       // vote with a log it knows is not what it acknowledged. (Even so the extent of the
       // loss is unknown; see the simulator's open findings.)
       lost = Math.max(lost ?? 0, possibleLoss, hs.commit, 1);
-      await writeFileAtomic(this.fs, this.repairPath, utf8.encode(String(lost)));
+      await writeRepairMarker(this.fs, this.core, this.repairPath, lost);
     }
     let snapshot: SnapshotMeta | undefined;
     let snapshotState: Uint8Array | undefined;
@@ -329,15 +338,18 @@ export class SegmentGroupStore implements GroupStore {
   }
 
   async markLostEntries(lastIndexBeforeRepair: number): Promise<void> {
-    const have = await readMarker(this.fs, this.repairPath);
+    const have = await this.loadMarker(this.storage.hardState());
     if (have !== undefined && have >= lastIndexBeforeRepair) return;
-    await writeFileAtomic(this.fs, this.repairPath, utf8.encode(String(lastIndexBeforeRepair)));
+    await writeRepairMarker(this.fs, this.core, this.repairPath, lastIndexBeforeRepair);
   }
 
   clearLostEntries(): void {
     // The repair is done: forget the marker and storage's own damage record (either order is
-    // safe; a crash between the two costs one more repair, never a forgotten one).
+    // safe; a crash between the two costs one more repair, never a forgotten one). The
+    // removal is made durable: a marker that a power loss brings back makes a repaired node
+    // wait for a repair again, and in a group of two voters there is then no leader to give it.
     void removeIfExists(this.fs, this.repairPath)
+      .then(() => this.fs.syncDir(dirName(this.repairPath)))
       .then(() => this.storage.clearDamage())
       .catch(() => {});
   }
@@ -436,7 +448,7 @@ export function segmentStores(o: SegmentStoresOptions): StoreProvider {
       if (damage !== null) {
         o.log.warn({ group: groupId, damage }, 'storage found damage: this group waits for repair');
       }
-      const store = new SegmentGroupStore(storage, o.fs, repairPath, dropSegments, o.log);
+      const store = new SegmentGroupStore(storage, o.fs, o.core, repairPath, dropSegments, o.log);
       if (report.kept.length > 0) store.logKept(report.kept);
       // Damage under a partition's snapshot cost records the log no longer holds and the
       // leader will not resend (they are below its log start too): only a whole new
@@ -472,7 +484,7 @@ export function segmentStores(o: SegmentStoresOptions): StoreProvider {
           fresh.storage.setHardState({ term: hs.term, vote: hs.vote, commit: 0 });
           await fresh.storage.sync();
         }
-        const reset = new SegmentGroupStore(fresh.storage, o.fs, repairPath, dropSegments, o.log);
+        const reset = new SegmentGroupStore(fresh.storage, o.fs, o.core, repairPath, dropSegments, o.log);
         return { store: reset, opened: await reset.opened(undefined) };
       }
     },

@@ -15,6 +15,9 @@
 //   conditional-offset     a conditional append succeeded away from its expected offset
 //   lost-update            two conditional appends with the same expected offset both succeeded
 //   producer-order         an idempotent producer's batches are out of sequence order in the log
+//   stale-read             a linearizable read reported a high watermark below the end of an
+//                          append acknowledged before the read was invoked (it did not
+//                          observe a write that had completed: not linearizable)
 //
 // Outcomes follow Jepsen: an unknown append may or may not be in the log; a failed one
 // must not be. Retention (records below the log start) and key compaction (a record whose
@@ -230,6 +233,38 @@ export function checkCommitLog(
           list.push({ seq: op.producer.seq, offset: at[0]! });
         }
       });
+    }
+    // Linearizable reads: each one's high watermark covers every append acknowledged
+    // before it was invoked. Appends by completion time, with the running end offset.
+    const acked = mine
+      .filter(
+        (o) =>
+          o.outcome === 'ok' && o.kind !== 'poll' && o.offset !== undefined && (o.values ?? []).length > 0,
+      )
+      .map((o) => ({ at: o.completeUs, end: o.offset! + o.values!.length, id: o.id }))
+      .sort((a, b) => a.at - b.at);
+    const reachBy: { at: number; end: number; id: number }[] = [];
+    for (const a of acked) {
+      const prev = reachBy[reachBy.length - 1];
+      reachBy.push(prev !== undefined && prev.end >= a.end ? { ...prev, at: a.at } : a);
+    }
+    for (const op of mine) {
+      if (op.kind !== 'poll' || !op.linearizable || op.outcome !== 'ok' || op.highWatermark === undefined)
+        continue;
+      // The last acknowledgement strictly before the read was invoked.
+      let lo = 0;
+      let hi = reachBy.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (reachBy[mid]!.at < op.invokeUs) lo = mid + 1;
+        else hi = mid;
+      }
+      const before = reachBy[lo - 1];
+      if (before !== undefined && op.highWatermark < before.end)
+        report(
+          'stale-read',
+          `${where}: a linearizable read by client ${op.client} on node ${op.node} (op ${op.id}) reported high watermark ${op.highWatermark}, but append op ${before.id}, acknowledged before the read began, ends at offset ${before.end}`,
+        );
     }
     for (const [pid, list] of producerOffsets) {
       const bySeq = [...new Map(list.map((x) => [x.seq, x])).values()].sort((a, b) => a.seq - b.seq);

@@ -12,6 +12,10 @@
 //   leader completeness    a leader of term T holds every entry known committed in a term
 //                          below T (checked when a leader is first seen, and when an entry
 //                          becomes known committed while a higher-term leader leads)
+//   commit bound           a node's commit index lies on the log of the newest leader: the
+//                          node's entry there is the leader's (AppendEntries rule 5: commit
+//                          = min(leaderCommit, last new entry), never the end of a log that
+//                          still holds an old term's suffix; sampled after each event)
 //   commit rule            a leader moves its commit index only onto an entry of its own
 //                          term (§5.4.2: entries of earlier terms are never committed by
 //                          counting replicas; they commit with the leader's first entry)
@@ -78,6 +82,8 @@ export class RaftSafetyChecker {
   private readonly durable = new Map<number, Map<number, DurableMark>>();
   leadersSeen = 0;
   entriesApplied = 0;
+  /** node × 10^6 + group → the commit index last sampled. */
+  private readonly commitSeen = new Map<number, number>();
   /** Some group's committed index advanced since the last electability check. */
   private commitAdvanced = false;
   /** Called when a leader of a new term is first seen (the nemesis may strike it). */
@@ -266,6 +272,45 @@ export class RaftSafetyChecker {
           'commit-rule',
           `group ${g}: node ${node}, leading term ${term}, committed up to ${commit}, an entry of term ${termAt} (an earlier term's entry committed by counting replicas, Raft §5.4.2)`,
         );
+    }
+  }
+
+  /**
+   * A node's commit index after an event. Once committed, an entry is in the log of every
+   * later leader (leader completeness), so the node's entry at its commit index must be
+   * the newest leader's there, and the one applied there if any node applied it. Checked
+   * when the commit index moved. `termAt` is the node's core's view of its log (with the
+   * entries not yet handed to storage); an index compacted away is skipped.
+   */
+  sampleCommit(node: number, g: number, commit: number, termAt: (index: number) => number | undefined): void {
+    const key = node * 1_000_000 + g;
+    if (this.commitSeen.get(key) === commit) return;
+    this.commitSeen.set(key, commit);
+    if (commit === 0) return;
+    const term = termAt(commit);
+    if (term === undefined) return;
+    const o = this.group(g);
+    const applied = o.committed.get(commit);
+    if (applied !== undefined && applied.term !== term) {
+      this.fail(
+        'commit-bound',
+        `group ${g}: node ${node} commits through ${commit}, its entry of term ${term}, but the entry committed there has term ${applied.term} (Raft Figure 2, AppendEntries rule 5)`,
+      );
+      return;
+    }
+    const l = o.leader;
+    if (l === undefined || l.node === node) return;
+    let leaderTerm: number | undefined;
+    try {
+      leaderTerm = l.log.term(commit);
+    } catch {
+      return; // the leader's store was closed since (a restart): it is checked when seen again
+    }
+    if (leaderTerm !== undefined && leaderTerm !== term) {
+      this.fail(
+        'commit-bound',
+        `group ${g}: node ${node} commits through ${commit}, its entry of term ${term}, but leader ${l.node} of term ${l.term} has term ${leaderTerm} there (Raft Figure 2, AppendEntries rule 5)`,
+      );
     }
   }
 
