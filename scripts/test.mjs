@@ -56,9 +56,8 @@ const rerunAfterHang = [];
  */
 function threadStates(pid) {
   try {
-    const tids = readdirSync(`/proc/${pid}/task`).sort((a, b) =>
-      a === String(pid) ? -1 : b === String(pid) ? 1 : 0,
-    );
+    const main = String(pid);
+    const tids = [main, ...readdirSync(`/proc/${pid}/task`).filter((t) => t !== main)];
     const states = tids.map((tid) => {
       const read = (f) => readFileSync(`/proc/${pid}/task/${tid}/${f}`, 'utf8').trim();
       const state = read('stat')
@@ -96,7 +95,8 @@ function runFile(file, retried = false) {
     };
     const onOutput = (d) => {
       output += d;
-      if (exitTimer === undefined && /Duration:\s/.test(stripAnsi(output))) {
+      // The summary's last line, looked for near the end only (not the whole output each time).
+      if (exitTimer === undefined && /Duration:\s/.test(stripAnsi(output.slice(-256)))) {
         exitTimer = setTimeout(() => {
           hungAtExit = threadStates(child.pid);
           kill();

@@ -3,7 +3,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { AppendMessage, Message, SnapshotMeta } from '../src/index.js';
+import type { AppendMessage, Message, SnapshotMeta, VoteMessage } from '../src/index.js';
 import { encodeConfState, MemoryLog } from '../src/index.js';
 import { appendOk, bytes, Cluster, entriesOf, Solo, text } from './harness.js';
 
@@ -38,6 +38,17 @@ function append(
   };
 }
 
+/** A RequestVote to node 1 (a real vote unless `extra` says otherwise). */
+function voteRequest(
+  from: number,
+  term: number,
+  lastIndex = 0,
+  lastTerm = 0,
+  extra: Partial<VoteMessage> = {},
+): VoteMessage {
+  return { type: 'vote', term, from, to: 1, pre: false, lastIndex, lastTerm, transfer: false, ...extra };
+}
+
 // ---- §5.1 Raft basics ----
 
 test('§5.1 a follower that sees a higher term adopts it and forgets its vote', () => {
@@ -70,16 +81,7 @@ test('§5.1 a message with a stale term is refused; a stale leader is told the c
   const resp = of(s.msgs(rd), 'appendResponse');
   assert.is(resp.length, 1);
   assert.is(resp[0]!.term, 5);
-  s.core.step({
-    type: 'vote',
-    term: 4,
-    from: 3,
-    to: 1,
-    pre: false,
-    lastIndex: 9,
-    lastTerm: 4,
-    transfer: false,
-  });
+  s.core.step(voteRequest(3, 4, 9, 4));
   assert.equal(of(s.msgs(s.take()), 'voteResponse'), [], 'a stale vote request is dropped');
 });
 
@@ -127,17 +129,7 @@ test('§5.2 a candidate with votes from a majority becomes leader and sends appe
 
 test('§5.2 a node votes for at most one candidate per term, first come first served', () => {
   const s = new Solo(1, [1, 2, 3]);
-  const vote = (from: number) =>
-    s.core.step({
-      type: 'vote',
-      term: 1,
-      from,
-      to: 1,
-      pre: false,
-      lastIndex: 0,
-      lastTerm: 0,
-      transfer: false,
-    });
+  const vote = (from: number) => s.core.step(voteRequest(from, 1));
   vote(2);
   vote(3);
   vote(2); // a retransmission is answered the same way
@@ -151,16 +143,7 @@ test('§5.2 a node votes for at most one candidate per term, first come first se
 
 test('§5.2 a vote is durable before it is granted', () => {
   const s = new Solo(1, [1, 2, 3]);
-  s.core.step({
-    type: 'vote',
-    term: 1,
-    from: 2,
-    to: 1,
-    pre: false,
-    lastIndex: 0,
-    lastTerm: 0,
-    transfer: false,
-  });
+  s.core.step(voteRequest(2, 1));
   const rd = s.take();
   assert.equal(rd.hardState, { term: 1, vote: 2, commit: 0 });
   assert.is(of(rd.messagesAfterPersist, 'voteResponse').length, 1);
@@ -399,16 +382,7 @@ test('Figure 2 AppendEntries 5: a heartbeat commits no further than the follower
 
 test('Figure 2 RequestVote 1: a request of a lower term is not granted and changes nothing', () => {
   const s = follower([1], 3);
-  s.core.step({
-    type: 'vote',
-    term: 2,
-    from: 2,
-    to: 1,
-    pre: false,
-    lastIndex: 9,
-    lastTerm: 2,
-    transfer: false,
-  });
+  s.core.step(voteRequest(2, 2, 9, 2));
   const rd = s.take();
   assert.ok(
     of(s.msgs(rd), 'voteResponse').every((r) => !r.granted),
@@ -421,7 +395,7 @@ test('Figure 2 RequestVote 1: a request of a lower term is not granted and chang
 test('Figure 2 RequestVote 2: granted only when votedFor is none or the candidate, and its log is at least as up to date', () => {
   const s = follower([1, 2], 2);
   const ask = (from: number, term: number, lastIndex: number, lastTerm: number) => {
-    s.core.step({ type: 'vote', term, from, to: 1, pre: false, lastIndex, lastTerm, transfer: false });
+    s.core.step(voteRequest(from, term, lastIndex, lastTerm));
     const [r] = of(s.msgs(s.take()), 'voteResponse');
     return r?.granted;
   };
@@ -444,16 +418,7 @@ test('Figure 2 Followers: granting a vote restarts the election timer; hearing n
   }
   const s = at1();
   s.tick(k - 1);
-  s.core.step({
-    type: 'vote',
-    term: 1,
-    from: 2,
-    to: 1,
-    pre: false,
-    lastIndex: 0,
-    lastTerm: 0,
-    transfer: false,
-  });
+  s.core.step(voteRequest(2, 1));
   s.take();
   s.tick(T - 1);
   assert.is(s.core.currentRole, 'follower', 'no campaign within T ticks of granting a vote');
@@ -493,7 +458,7 @@ test('Figure 2 Leaders: matchIndex only grows; a reordered, older acknowledgemen
 test('§5.4.1 a voter refuses a candidate whose log is less up-to-date', () => {
   const s = follower([1, 2], 2);
   const vote = (from: number, lastIndex: number, lastTerm: number) => {
-    s.core.step({ type: 'vote', term: 3, from, to: 1, pre: false, lastIndex, lastTerm, transfer: false });
+    s.core.step(voteRequest(from, 3, lastIndex, lastTerm));
     const [r] = of(s.msgs(s.take()), 'voteResponse');
     return r?.granted;
   };
@@ -614,29 +579,11 @@ test('§6 (thesis §4.2.3) a node that heard from its leader within the election
   const s = follower([], 1);
   s.core.step(append(1, 0, 0, [1]));
   s.take();
-  s.core.step({
-    type: 'vote',
-    term: 7,
-    from: 3,
-    to: 1,
-    pre: false,
-    lastIndex: 99,
-    lastTerm: 6,
-    transfer: false,
-  });
+  s.core.step(voteRequest(3, 7, 99, 6));
   assert.is(s.core.currentTerm, 1, 'term unchanged');
   assert.equal(of(s.msgs(s.take()), 'voteResponse'), []);
   s.tick(T);
-  s.core.step({
-    type: 'vote',
-    term: 7,
-    from: 3,
-    to: 1,
-    pre: false,
-    lastIndex: 99,
-    lastTerm: 6,
-    transfer: false,
-  });
+  s.core.step(voteRequest(3, 7, 99, 6));
   assert.is(s.core.currentTerm, 7, 'after the lease the request is heard');
 });
 
@@ -849,16 +796,7 @@ test('thesis §3.10 voters grant a transfer campaign even within their leader le
   const s = follower([], 1);
   s.core.step(append(1, 0, 0, [1]));
   s.take();
-  s.core.step({
-    type: 'vote',
-    term: 2,
-    from: 3,
-    to: 1,
-    pre: false,
-    lastIndex: 1,
-    lastTerm: 1,
-    transfer: true,
-  });
+  s.core.step(voteRequest(3, 2, 1, 1, { transfer: true }));
   const [r] = of(s.msgs(s.take()), 'voteResponse');
   assert.ok(r?.granted);
 });
@@ -878,16 +816,7 @@ test('thesis §9.6 a pre-candidate asks for votes at term + 1 without changing i
 
 test('thesis §9.6 a pre-vote is granted without recording a vote or changing the term', () => {
   const s = new Solo(1, [1, 2, 3], { preVote: true });
-  s.core.step({
-    type: 'vote',
-    term: 1,
-    from: 2,
-    to: 1,
-    pre: true,
-    lastIndex: 0,
-    lastTerm: 0,
-    transfer: false,
-  });
+  s.core.step(voteRequest(2, 1, 0, 0, { pre: true }));
   const rd = s.take();
   const [r] = of(rd.messagesNow, 'voteResponse');
   assert.ok(r?.granted && r.pre && r.term === 1);

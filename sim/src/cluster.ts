@@ -362,7 +362,7 @@ export class SimCluster {
       const core = rg.core;
       const role = core.currentRole;
       this.timeline.role(n.id, g, role, core.currentTerm);
-      this.checker.sampleCommit(n.id, g, core.commitIndex, (i) => core.termAt(i));
+      this.checker.sampleCommit(n.id, g, core.commitIndex, core);
       if (role === 'leader') {
         // The configuration can only change when the log does (config entries, snapshots).
         const key = core.lastIndex * 0x10_0000 + core.currentTerm;

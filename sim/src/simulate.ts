@@ -460,15 +460,17 @@ function lagging(w: World): Lag[] {
           node: id,
           text: `node ${id} does not run group ${v.group} (node ${n?.state ?? 'unknown'})`,
         });
-      } else if (conf.voters.includes(id) && rg.applied >= commit && !canVote(rg, id)) {
+      } else if (rg.applied >= commit) {
         // Liveness: a voter that has caught up must count in elections again (DESIGN §6):
         // it knows itself as a voter and has finished any repair of lost entries.
+        if (!conf.voters.includes(id)) continue;
         const st = rg.core.status();
+        if (st.conf.voters.includes(id) && st.recoveringUntil === 0) continue;
         out.push({
           node: id,
           text: `node ${id} caught up group ${v.group} but does not vote in it (its voters [${st.conf.voters}]${st.recoveringUntil ? `, repairing until ${st.recoveringUntil}` : ''}, log ${st.firstIndex}..${st.lastIndex} commit ${st.commit}; leader ${v.leader.id} log ..${lg.core.lastIndex} commit ${commit})`,
         });
-      } else if (rg.applied < commit) {
+      } else {
         const st = rg.core.status();
         const pr = lg.core.status().progress.find((x) => x.id === id);
         out.push({
@@ -479,15 +481,6 @@ function lagging(w: World): Lag[] {
     }
   }
   return out;
-}
-
-/** A node that may grant votes in the group: a voter in its own view, not repairing lost entries. */
-function canVote(
-  rg: { core: { status(): { conf: { voters: readonly number[] }; recoveringUntil: number } } },
-  id: number,
-): boolean {
-  const st = rg.core.status();
-  return st.conf.voters.includes(id) && st.recoveringUntil === 0;
 }
 
 /** Waits until every replica caught up (the run's deadline ends the wait if they never do). */

@@ -13,10 +13,10 @@ import type { Logger } from '../ops/log.js';
 import {
   dirName,
   type FileSystem,
-  FsError,
   GroupStorage,
   joinPath,
   makeDirsDurable,
+  removeIfExists,
   removeTree,
   removeTreeIfPossible,
   type SnapshotReader,
@@ -28,14 +28,6 @@ import { loadRepairMarker, writeRepairMarker } from './repair-marker.js';
 import { type GroupStore, type OpenedState, SnapshotRejected, StoreCorruption } from './store.js';
 
 const METADATA_GROUP = 0;
-
-async function removeIfExists(fs: FileSystem, path: string): Promise<void> {
-  try {
-    await fs.remove(path);
-  } catch (e) {
-    if (!(e instanceof FsError && e.code === 'NOT_FOUND')) throw e;
-  }
-}
 
 const sameSnapshot = (a: SnapshotMeta, b: { index: number; term: number }) =>
   a.index === b.index && a.term === b.term;

@@ -18,6 +18,7 @@ export {
   type OpenOptions,
   readFile,
   readFully,
+  removeIfExists,
   removeTree,
   removeTreeIfPossible,
   writeFileAtomic,

@@ -5,6 +5,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { type Core, createCore } from '../../../core-wasm/src/index.js';
 import type { Entry, EntryType } from '../../../raft/src/types.js';
+import type { StoreProvider } from '../../src/cairn-node.js';
+import { segmentStores } from '../../src/group/segment-store.js';
+import type { GroupStore } from '../../src/group/store.js';
+import { silentLogger } from '../../src/ops/log.js';
 import {
   type FileSystem,
   GroupStorage,
@@ -90,6 +94,22 @@ export async function open(
   extra: Partial<OpenParams> = {},
 ) {
   return GroupStorage.open({ fs, dir: 'group', core: core(), options, ...extra });
+}
+
+/** The groups' stores under `data/` on `fs`, as a node lays them out (silent log). */
+export function dataStores(fs: FileSystem): StoreProvider {
+  return segmentStores({
+    fs,
+    dataDir: 'data',
+    core: core(),
+    schedule: (run) => setImmediate(run),
+    log: silentLogger(),
+  });
+}
+
+/** The GroupStorage under a store that `dataStores` opened. */
+export function storageOf(store: GroupStore): GroupStorage {
+  return (store as unknown as { storage: GroupStorage }).storage;
 }
 
 export function tempDir(): { dir: string; cleanup: () => void } {

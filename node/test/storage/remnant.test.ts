@@ -5,8 +5,6 @@
 // with "directory not empty", and the node stopped. Cleanup must log and retry instead.
 import assert from 'node:assert/strict';
 import { suite } from 'uvu';
-import { segmentStores } from '../../src/group/segment-store.js';
-import { silentLogger } from '../../src/ops/log.js';
 import {
   createPrng,
   type FileHandle,
@@ -14,7 +12,7 @@ import {
   MemFileSystem,
   RemnantFileSystem,
 } from '../../src/storage/index.js';
-import { core, entries } from './helpers.js';
+import { core, dataStores, entries, storageOf } from './helpers.js';
 
 const OPTS = { segmentBytes: 2500, indexIntervalBytes: 300, cacheBytes: 1, snapshotSyncIntervalBytes: 1024 };
 const CONF = { voters: [1, 2, 3], learners: [] };
@@ -70,17 +68,9 @@ s(
 s('removing a group while one of its files is held open finishes at the next start', async () => {
   const fs = new RemnantFileSystem(new MemFileSystem({ prng: createPrng(32) }));
   await fs.mkdir('data');
-  const provider = () =>
-    segmentStores({
-      fs,
-      dataDir: 'data',
-      core: core(),
-      schedule: (run) => setImmediate(run),
-      log: silentLogger(),
-    });
-  const stores = provider();
+  const stores = dataStores(fs);
   const { store } = await stores.open(7, OPTS.segmentBytes);
-  const g = (store as unknown as { storage: GroupStorage }).storage;
+  const g = storageOf(store);
   g.append(entries(1, 30, () => 1));
   await g.sync();
   const held = await holdSegment(fs, 'data/groups/7/g0');
@@ -92,7 +82,7 @@ s('removing a group while one of its files is held open finishes at the next sta
 
   await held.close();
   // A restart: the new provider finishes the removal.
-  const restarted = provider();
+  const restarted = dataStores(fs);
   assert.deepEqual(await restarted.list(), []);
   assert.equal(await fs.exists('data/groups/7.removed'), false);
   // The id can be used again.

@@ -7,11 +7,8 @@
 import assert from 'node:assert/strict';
 import { suite } from 'uvu';
 import { loadRepairMarker, writeRepairMarker } from '../../src/group/repair-marker.js';
-import { segmentStores } from '../../src/group/segment-store.js';
-import type { GroupStore } from '../../src/group/store.js';
-import { silentLogger } from '../../src/ops/log.js';
-import { createPrng, type GroupStorage, MemFileSystem } from '../../src/storage/index.js';
-import { core, entries } from './helpers.js';
+import { createPrng, MemFileSystem } from '../../src/storage/index.js';
+import { core, dataStores, entries, storageOf } from './helpers.js';
 
 const s = suite('repair marker');
 const MARKER = 'data/groups/3.repair';
@@ -19,21 +16,10 @@ const LAST_INDEX = 20;
 const COMMIT = 12;
 const MARKED = 31;
 
-const provider = (fs: MemFileSystem) =>
-  segmentStores({
-    fs,
-    dataDir: 'data',
-    core: core(),
-    schedule: (run) => setImmediate(run),
-    log: silentLogger(),
-  });
-
-const storageOf = (store: GroupStore) => (store as unknown as { storage: GroupStorage }).storage;
-
 /** A group with entries 1..LAST_INDEX, commit COMMIT, waiting for repair past MARKED. */
 async function markedGroup(): Promise<MemFileSystem> {
   const fs = new MemFileSystem({ prng: createPrng(5) });
-  const { store } = await provider(fs).open(3);
+  const { store } = await dataStores(fs).open(3);
   const g = storageOf(store);
   g.append(entries(1, LAST_INDEX + 1, () => 2));
   g.setHardState({ term: 2, vote: 1, commit: COMMIT });
@@ -45,7 +31,7 @@ async function markedGroup(): Promise<MemFileSystem> {
 
 s('the marker survives a restart', async () => {
   const fs = await markedGroup();
-  const { store, opened } = await provider(fs).open(3);
+  const { store, opened } = await dataStores(fs).open(3);
   assert.deepEqual(opened.lostEntries, { lastIndexBeforeRepair: MARKED });
   await store.close();
 });
@@ -60,7 +46,7 @@ s(
       for (let bit = 0; bit < 8; bit++) {
         const fs = await markedGroup();
         fs.corruptByte(MARKER, pos, 1 << bit);
-        const stores = provider(fs);
+        const stores = dataStores(fs);
         const { store, opened } = await stores.open(3);
         assert.deepEqual(
           opened.lostEntries,
@@ -69,7 +55,7 @@ s(
         );
         await store.close();
         // The fallback was written back intact: the next start reads it without loss.
-        const again = await provider(fs).open(3);
+        const again = await dataStores(fs).open(3);
         assert.deepEqual(again.opened.lostEntries, { lastIndexBeforeRepair: LAST_INDEX });
         await again.store.close();
         flips++;

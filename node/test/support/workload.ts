@@ -104,6 +104,24 @@ export async function readAll(c: ProcessCluster, id: number, stream: string, par
   return { hw, records, bytes };
 }
 
+/** checkReplicas for each of `partitions`, each with the producers that wrote to it. */
+export async function checkPartitions(
+  c: ProcessCluster,
+  ids: number[],
+  stream: string,
+  partitions: number[],
+  producers: Producer[],
+): Promise<void> {
+  for (const partition of partitions)
+    await checkReplicas(
+      c,
+      ids,
+      stream,
+      partition,
+      producers.filter((p) => p.partition === partition),
+    );
+}
+
 /** Waits until the nodes agree on the high watermark, then checks the producers' records on each. */
 export async function checkReplicas(
   c: ProcessCluster,

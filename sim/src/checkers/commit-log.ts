@@ -243,23 +243,18 @@ export function checkCommitLog(
       )
       .map((o) => ({ at: o.completeUs, end: o.offset! + o.values!.length, id: o.id }))
       .sort((a, b) => a.at - b.at);
-    const reachBy: { at: number; end: number; id: number }[] = [];
+    // reach[k]: the append reaching furthest among the first k + 1 acknowledged.
+    const ackedAt = acked.map((a) => a.at);
+    const reach: { end: number; id: number }[] = [];
     for (const a of acked) {
-      const prev = reachBy[reachBy.length - 1];
-      reachBy.push(prev !== undefined && prev.end >= a.end ? { ...prev, at: a.at } : a);
+      const prev = reach[reach.length - 1];
+      reach.push(prev !== undefined && prev.end >= a.end ? prev : a);
     }
     for (const op of mine) {
       if (op.kind !== 'poll' || !op.linearizable || op.outcome !== 'ok' || op.highWatermark === undefined)
         continue;
-      // The last acknowledgement strictly before the read was invoked.
-      let lo = 0;
-      let hi = reachBy.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (reachBy[mid]!.at < op.invokeUs) lo = mid + 1;
-        else hi = mid;
-      }
-      const before = reachBy[lo - 1];
+      // Of the appends acknowledged strictly before the read was invoked.
+      const before = reach[lowerBound(ackedAt, op.invokeUs) - 1];
       if (before !== undefined && op.highWatermark < before.end)
         report(
           'stale-read',

@@ -279,15 +279,20 @@ export class RaftSafetyChecker {
    * A node's commit index after an event. Once committed, an entry is in the log of every
    * later leader (leader completeness), so the node's entry at its commit index must be
    * the newest leader's there, and the one applied there if any node applied it. Checked
-   * when the commit index moved. `termAt` is the node's core's view of its log (with the
-   * entries not yet handed to storage); an index compacted away is skipped.
+   * when the commit index moved. `view` is the node's core, whose log includes the entries
+   * not yet handed to storage; an index compacted away is skipped.
    */
-  sampleCommit(node: number, g: number, commit: number, termAt: (index: number) => number | undefined): void {
+  sampleCommit(
+    node: number,
+    g: number,
+    commit: number,
+    view: { termAt(index: number): number | undefined },
+  ): void {
     const key = node * 1_000_000 + g;
     if (this.commitSeen.get(key) === commit) return;
     this.commitSeen.set(key, commit);
     if (commit === 0) return;
-    const term = termAt(commit);
+    const term = view.termAt(commit);
     if (term === undefined) return;
     const o = this.group(g);
     const applied = o.committed.get(commit);
