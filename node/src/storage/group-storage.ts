@@ -161,6 +161,8 @@ export class GroupStorage implements LogReader {
 
   /** @internal Segments that left the view and whose files the next flush removes. */
   doomed: Segment[] = [];
+  /** Settles once `replaceLog` has adopted its new view; reads by offset wait for it. */
+  private replacing: Promise<void> | null = null;
   private flushScheduled = false;
   private queue: Promise<void> = Promise.resolve();
   private failure: StorageError | null = null;
@@ -1038,6 +1040,8 @@ export class GroupStorage implements LogReader {
    * OFFSET_OUT_OF_RANGE below the log start or beyond the end.
    */
   async read(offset: number, options: ReadOptions = {}): Promise<ReadResult> {
+    // The view being replaced has closed files and a stale cache (simulator seed 1005).
+    while (this.replacing) await this.replacing;
     this.checkUsable();
     if (!Number.isSafeInteger(offset))
       throw new StorageError('INVALID_ARGUMENT', `offset ${offset} is not an integer`);
@@ -1065,10 +1069,18 @@ export class GroupStorage implements LogReader {
       const seg = this.segments[slot]!;
       const result = await this.retryingReadAsync(() => this.readFromSegment(seg, offset, end, limit));
       if (result) return result;
+      // The view changed while we read (a snapshot install, retention, compaction's swap, a
+      // truncation): what this segment lacked says nothing about the next; start again.
+      if (seg.removed || this.segments[slot] !== seg) return this.read(offset, options);
       // Nothing at or after `offset` in this segment (compaction left a gap at its end): try the next.
     }
-    // Only the cache can hold it now (a batch that became readable while we looked).
-    if (this.cacheFirstIndex() <= this.last) return this.readFromCache(offset, end, limit);
+    // Only the cache can hold it now (a batch that became readable while we looked), and
+    // only past a gap compaction left below the Raft start: from there on offsets are
+    // contiguous and every batch below the cache is in the files, so a later cached batch
+    // would skip offsets. Nothing is found here then; the caller asks again.
+    const raftStart = this.manifest.snapshot.lastOffset + 1;
+    if (offset < raftStart && this.cacheFirstIndex() <= this.last)
+      return this.readFromCache(offset, end, limit);
     return empty;
   }
 
@@ -1276,16 +1288,31 @@ export class GroupStorage implements LogReader {
 
   /**
    * @internal Replaces the whole log (snapshot install): old segment files close once no
-   * reader holds them, `recover` builds the new view from disk.
+   * reader holds them, `recover` builds the new view from disk; reads by offset wait for it.
    */
   async replaceLog(recover: (report: RecoveryReport) => Promise<RecoveredLog>): Promise<RecoveryReport> {
+    let replaced = () => {};
+    this.replacing = new Promise((resolve) => {
+      replaced = resolve;
+    });
     for (const seg of [...this.segments, ...this.doomed]) {
       seg.removed = true;
       if (seg.pins === 0) await this.closeSegment(seg);
     }
     this.doomed = [];
     const report = emptyReport();
-    const recovered = await recover(report);
+    let recovered: RecoveredLog;
+    try {
+      recovered = await recover(report);
+    } catch (e) {
+      // The old view's files are closed: without the new view nothing can be read.
+      this.fail(e);
+      throw e;
+    } finally {
+      // Waiting reads resume in a later turn: after the new view is adopted below.
+      this.replacing = null;
+      replaced();
+    }
     this.adopt(recovered);
     this.generationEpoch++;
     for (const d of report.damage) this.reportDamage(d);

@@ -251,6 +251,8 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
   const termRuns = new TermRuns();
   let raftSeen = false; // a segment holding the log start has been placed
   let cutAll = false; // damage in the Raft region: later segments are not part of the log
+  // Damage took records below the Raft start that offset reads still served (see restartEmpty).
+  let lostBelowStart = false;
   let lastTerm = snap.term;
 
   const dropFrom = async (i: number): Promise<void> => {
@@ -403,7 +405,10 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
       raftSeen = true;
     } else if (base > startOffset) {
       if (!raftSeen) {
-        // The log start lies before every remaining segment: the segment holding it is gone.
+        // The log start lies before every remaining segment: the segment holding it is gone,
+        // and with it the records below the start it held.
+        if (startOffset > Math.max(manifest.logStartOffset, prev ? prev.lastOffset + 1 : 0))
+          lostBelowStart = true;
         await noteDamage(ctx, {
           reason: 'missing-segment',
           lastIndexBefore: firstIndex - 1,
@@ -454,6 +459,11 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
         position: damaged.position,
         detail: damaged.detail,
       });
+      // Records below the Raft start that the cut (or the drop below) takes: the prefix kept
+      // ends before the next segment's base, or before the start in the segment holding it.
+      const wholeSegment = damaged.reason === 'inconsistent-batch' && damaged.position === 0;
+      const keptLastOffset = wholeSegment ? base - 1 : seg.lastOffset;
+      if (base < startOffset && keptLastOffset < Math.min(nextBase, startOffset) - 1) lostBelowStart = true;
       if (cutAt >= 0) {
         // Cut what follows the valid prefix, durably, so appends continue from it.
         await file.truncate(cutAt);
@@ -494,6 +504,8 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
     segments.push(seg);
   }
 
+  if (lostBelowStart) return restartEmpty(ctx, manifest, segments);
+
   // The last segment takes appends: it is not sealed, and an index file for it would go stale.
   const last = segments[segments.length - 1];
   if (last) {
@@ -523,5 +535,38 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
     lastIndex,
     nextOffset: Math.max(nextOffset, logStartOffset),
     logStartOffset,
+  };
+}
+
+/**
+ * Damage took records below the Raft start that reads by offset still served (a partition
+ * replica's data under its snapshot). Kept as it is, the log would go on at the snapshot's
+ * offset past a hole that reads step over (a poll from offset 664 returned the batch at
+ * 1277: simulator seed 9019), and nothing would ever fetch those records again: Raft's
+ * repair restores entries after the snapshot only. So the log restarts empty in a new
+ * generation, as after a lost manifest, and the node repairs it from the leader (a
+ * snapshot with the data, then entries); the damage recorded before the cut covers the
+ * snapshot's index, so the node does not vote until then. The old generation goes at the
+ * next open.
+ */
+async function restartEmpty(ctx: RecoveryContext, old: Manifest, segments: Segment[]): Promise<RecoveredLog> {
+  const { fs, core, dir } = ctx;
+  for (const seg of segments) await seg.file?.close();
+  const manifest = emptyManifest(old.generation + 1);
+  const genDir = generationDir(dir, manifest.generation);
+  if (!(await fs.exists(genDir))) {
+    await fs.mkdir(genDir);
+    await fs.syncDir(dir);
+  }
+  await saveManifest(fs, core, dir, manifest);
+  return {
+    manifest,
+    genDir,
+    segments: [],
+    termRuns: new TermRuns(),
+    firstIndex: 1,
+    lastIndex: 0,
+    nextOffset: 0,
+    logStartOffset: 0,
   };
 }

@@ -302,6 +302,52 @@ for (const world of worlds) {
     }
   });
 
+  t(
+    'damage below the Raft start, in records a snapshot still serves: the log restarts empty for the leader to repair, never with a hole in its offsets (sim seed 9019)',
+    async () => {
+      const w = world.make();
+      try {
+        // One segment holds everything: the records under the snapshot (offset reads still
+        // reach them) and the Raft log after it, as on a partition replica.
+        const options = { ...OPTS, segmentBytes: 1 << 20 };
+        const { storage: s0 } = await reopen(w, options);
+        s0.append(entries(1, 101, (i) => 1 + Math.floor(i / 40), { valueBytes: 40 }));
+        s0.setHardState({ term: 3, vote: 2, commit: 100 });
+        await s0.sync();
+        await s0.saveSnapshot(
+          { index: 60, term: s0.term(60)!, conf: { voters: [1, 2, 3], learners: [] } },
+          null,
+        );
+        await s0.close();
+        const [seg] = logs(w);
+        const batches = batchPositions(w.bytes(`g0/${seg}`));
+        const [pos, size] = batches[30]!; // entry 31, under the snapshot
+        w.flip(`g0/${seg}`, pos + size - 3); // inside the records: the CRC catches it
+
+        const { storage, report } = await reopen(w, options);
+        const loss = report.possibleLoss;
+        assert.ok(loss, 'damage must be reported');
+        assert.ok(loss.lastIndexBefore >= 60, 'the repair covers the snapshot too');
+        // What the leader sends next lands where the log ends; no offset in the log may then
+        // be read as the batch after a gap (a poll from offset 664 got 1277).
+        storage.append([normalEntry(storage.lastIndex() + 1, 3)]);
+        await storage.sync();
+        for (let offset = storage.logStartOffset(); offset < storage.nextOffset(); offset++) {
+          const r = await storage.read(offset, { maxBytes: 1 });
+          const dv = new DataView(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength);
+          const base = Number(dv.getBigInt64(0));
+          assert.ok(
+            base <= offset && offset < r.nextOffset,
+            `a read from ${offset} got the batch at ${base}`,
+          );
+        }
+        await storage.close();
+      } finally {
+        w.cleanup();
+      }
+    },
+  );
+
   t('a damaged manifest is reported; the log restarts empty in a new generation', async () => {
     const w = world.make();
     try {

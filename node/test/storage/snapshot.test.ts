@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { suite } from 'uvu';
 import type { Entry } from '../../../raft/src/types.js';
+import { baseOffsetAt, dataView, lastOffsetAt } from '../../src/storage/batch-fields.js';
 import {
   CRASH_MODES,
   createPrng,
@@ -267,6 +268,86 @@ s('a bad stream is refused with a typed error and the log is untouched', async (
   await F.close();
   await L.storage.close();
 });
+
+s(
+  'a read by offset while an install replaces the log answers the batch holding the offset (swarm seed 1005)',
+  async () => {
+    // The install closes the old segments, then recovers the new generation; the simulator
+    // read in between and got the tail cache's first batch instead (the consumer skipped
+    // every offset below it). Here the new generation's recovery waits (its directory
+    // listing, the first step after the manifest switch) while a read by offset runs.
+    let installing = false;
+    let armed = false;
+    let release = () => {};
+    let reached = () => {};
+    const recovering = new Promise<void>((r) => {
+      reached = r;
+    });
+    const fs = new MemFileSystem({
+      prng: createPrng(5),
+      delay: (op) => {
+        if (installing && op.kind === 'rename' && op.path === 'x/f/manifest.tmp') armed = true;
+        else if (armed && op.kind === 'list') {
+          armed = false;
+          reached();
+          return new Promise((r) => {
+            release = r;
+          });
+        }
+        return undefined;
+      },
+    });
+    await fs.mkdir('x');
+    const L = await leader(fs, 'x/leader', 200, 150);
+    const { reader, meta } = await streamOf(L.storage);
+    // The follower's older batches are only in its files (a restart emptied the tail cache).
+    const options = { ...OPTS, cacheBytes: 1 << 20 };
+    const before = await GroupStorage.open({ fs, dir: 'x/f', core: core(), options });
+    before.storage.append(entries(1, 40));
+    await before.storage.close();
+    const F = (await GroupStorage.open({ fs, dir: 'x/f', core: core(), options })).storage;
+    F.append(entries(40, 45));
+    await F.sync();
+    const at = F.entryOffsets(5).baseOffset;
+    const cacheFirst = F.entryOffsets(40).baseOffset;
+    const start = L.storage.entryOffsets(151).baseOffset;
+    assert.ok(at < cacheFirst && at < start, 'the offset is below the tail cache and held by both logs');
+    const holds = (bytes: Uint8Array) => {
+      const dv = dataView(bytes);
+      return bytes.length > 0 && baseOffsetAt(dv, 0) <= at && at <= lastOffsetAt(dv, 0);
+    };
+    const old = (await F.read(at, { maxBytes: 1 })).bytes;
+    assert.ok(holds(old));
+
+    const w = await F.receiveSnapshot(meta);
+    await w.write(0, await reader.read(0, meta.size));
+    installing = true;
+    const installed = w.finish();
+    await recovering;
+    const during = F.read(at, { maxBytes: 1 }).then(
+      (r) => r.bytes,
+      (e: unknown) => e,
+    );
+    // Let the read run as far as it can while the new generation is being recovered.
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    release();
+    await installed;
+    await reader.close();
+    const answer = await during;
+    const now = (await F.read(at, { maxBytes: 1 })).bytes;
+    assert.ok(holds(now));
+    assert.ok(answer instanceof Uint8Array, `the read failed: ${answer}`);
+    const dv = dataView(answer);
+    const got = answer.length > 0 ? `the batch at ${baseOffsetAt(dv, 0)}..${lastOffsetAt(dv, 0)}` : 'nothing';
+    assert.ok(
+      eqBytes(answer, old) || eqBytes(answer, now),
+      `read(${at}) during the install gave ${got} (the tail cache starts at ${cacheFirst}),` +
+        ` not the batch holding ${at} in either log`,
+    );
+    await F.close();
+    await L.storage.close();
+  },
+);
 
 s('a transfer in progress keeps its data while retention and compaction run', async () => {
   const fs = new MemFileSystem({ prng: createPrng(7) });

@@ -95,6 +95,8 @@ export class ProcessCluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'cairn-test-'));
   readonly ports = new Map<number, NodePorts>();
   readonly procs = new Map<number, ChildProcess>();
+  /** Nodes stopped with SIGSTOP: alive, but nothing is routed to them until resumed. */
+  readonly paused = new Set<number>();
   private readonly clients = new Map<string, grpc.Client>();
 
   constructor(
@@ -226,6 +228,7 @@ export class ProcessCluster {
   async kill(id: number): Promise<void> {
     const c = this.procs.get(id);
     this.procs.delete(id);
+    this.paused.delete(id); // SIGKILL ends a stopped process too
     if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise((r) => c.once('exit', r));
     c.kill('SIGKILL');
@@ -242,6 +245,26 @@ export class ProcessCluster {
     const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
     await exited;
     clearTimeout(t);
+  }
+
+  /**
+   * SIGSTOP: the process stops at once, its sockets stay open and the kernel keeps taking
+   * bytes for it (a leader stalled by a long GC pause or a frozen VM, as its peers see it).
+   */
+  pause(id: number): void {
+    const c = this.procs.get(id);
+    if (c === undefined || c.pid === undefined) throw new Error(`node ${id} is not running`);
+    process.kill(c.pid, 'SIGSTOP');
+    this.paused.add(id);
+  }
+
+  /** SIGCONT: a paused node goes on where it stopped, with whatever arrived meanwhile. */
+  resume(id: number): void {
+    const c = this.procs.get(id);
+    if (c === undefined || c.pid === undefined || !this.paused.has(id))
+      throw new Error(`node ${id} is not paused`);
+    process.kill(c.pid, 'SIGCONT');
+    this.paused.delete(id);
   }
 
   wipe(id: number): void {
@@ -266,9 +289,14 @@ export class ProcessCluster {
     return c;
   }
 
-  /** Live node ids. */
+  /** Live node ids (paused ones too). */
   live(): number[] {
     return [...this.procs.keys()];
+  }
+
+  /** Live node ids that are not paused: the ones a routed call tries. */
+  serving(): number[] {
+    return this.live().filter((id) => !this.paused.has(id));
   }
 
   // --- calls ----------------------------------------------------------------------------
@@ -299,8 +327,8 @@ export class ProcessCluster {
     callMs = 3000,
   ): Promise<R> {
     const deadline = Date.now() + ms;
-    if (this.live().length === 0) throw new CairnError('UNAVAILABLE', 'no node is running');
-    let address = first ?? this.api(this.live()[0]!);
+    if (this.serving().length === 0) throw new CairnError('UNAVAILABLE', 'no node is serving');
+    let address = first ?? this.api(this.serving()[0]!);
     let k = 0;
     for (;;) {
       try {
@@ -310,7 +338,7 @@ export class ProcessCluster {
         if (!['NOT_LEADER', 'UNAVAILABLE', 'TIMEOUT', 'STREAM_NOT_FOUND', 'INTERNAL'].includes(e.code))
           throw e;
         if (Date.now() > deadline) throw e;
-        const live = this.live().map((id) => this.api(id));
+        const live = this.serving().map((id) => this.api(id));
         if (live.length === 0) throw e;
         if (e.code === 'NOT_LEADER' && e.facts.leaderAddress && live.includes(e.facts.leaderAddress)) {
           address = e.facts.leaderAddress;
