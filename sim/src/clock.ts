@@ -3,6 +3,7 @@
 // after delay / rate of true time. `defer` is an event due now: it runs after the current
 // event and whatever is already due at this instant (as setImmediate runs after I/O).
 import type { CancelTimer, Clock } from '../../node/src/seams/clock.js';
+import { cancelEvent } from './event-queue.js';
 import type { ClockSkew, Incarnation } from './incarnation.js';
 import type { Scheduler } from './scheduler.js';
 import { EventKind } from './trace.js';
@@ -28,9 +29,7 @@ export class SimClock implements Clock {
   setTimer(delayMs: number, fn: () => void): CancelTimer {
     const us = Math.max(0, delayMs) * (1000 / this.skew.rate);
     const ev = this.sched.after(us, fn, this.inc, EventKind.timer, Math.round(delayMs));
-    return () => {
-      ev.cancelled = true;
-    };
+    return () => cancelEvent(ev);
   }
 
   defer(fn: () => void): void {

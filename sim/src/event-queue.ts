@@ -31,6 +31,19 @@ export interface EventOwner {
   readonly nodeId: number;
 }
 
+const NOTHING = () => {};
+
+/**
+ * Cancels a scheduled event: it is skipped when it comes up (lazy deletion), and what it
+ * would have run is let go at once — a cancelled timer's closure can hold a request's whole
+ * state, which would otherwise live (and be copied by every young-generation GC) until the
+ * timer's time comes.
+ */
+export function cancelEvent(ev: SimEvent): void {
+  ev.cancelled = true;
+  ev.run = NOTHING;
+}
+
 const before = (a: SimEvent, b: SimEvent): boolean => a.at < b.at || (a.at === b.at && a.seq < b.seq);
 
 export class EventQueue {

@@ -5,6 +5,7 @@
 import type { CairnNode } from '../../node/src/cairn-node.js';
 import { asCairnError, type CairnError, unavailable } from '../../node/src/errors.js';
 import type { SimCluster } from './cluster.js';
+import { cancelEvent } from './event-queue.js';
 import type { SimNetwork } from './network.js';
 import type { SimRandom } from './random.js';
 import type { Scheduler } from './scheduler.js';
@@ -45,7 +46,7 @@ export class Rpc {
       const settle = (r: RpcResult<T>) => {
         if (settled) return;
         settled = true;
-        timer.cancelled = true;
+        cancelEvent(timer);
         if (r.kind === 'timeout') this.timeouts++;
         resolve(r);
       };

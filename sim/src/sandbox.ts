@@ -3,8 +3,9 @@
 // replay differently. The guard swaps each of them for a version that throws (and records
 // the offence, in case the throw is swallowed by a catch), and puts the originals back
 // when the run ends. The simulator itself keeps the one original it needs: setImmediate,
-// to let promise jobs drain after each event (no real I/O happens during a run, so
-// nothing else can run in between).
+// to run its events inside a real macrotask, where the promise jobs of each event can be
+// drained to the end (scheduler.ts; no real I/O happens during a run, so nothing else can
+// run in between).
 import * as fsModule from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 

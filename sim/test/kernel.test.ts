@@ -90,6 +90,45 @@ test('promise jobs started by an event finish before the next event', async () =
   assert.equal(order, ['chain', 'next']);
 });
 
+test('nextTick callbacks and the unhandled-rejection report come before the next event too', async () => {
+  const s = new Scheduler();
+  const order: string[] = [];
+  const onRejection = (reason: unknown) => order.push(`unhandled ${reason}`);
+  process.on('unhandledRejection', onRejection);
+  try {
+    s.after(
+      1,
+      () => {
+        process.nextTick(() => {
+          void Promise.resolve().then(() => order.push('tick job'));
+          order.push('tick');
+        });
+        void (async () => {
+          await null;
+          await Promise.reject('r1');
+        })();
+      },
+      null,
+      1,
+    );
+    s.after(1, () => order.push('next'), null, 1);
+    // More events than one slice of the scheduler, each with a job, in order.
+    for (let i = 0; i < 5000; i++)
+      s.after(2, () => void Promise.resolve(i).then((k) => order.push(`${k}`)), null, 1);
+    await s.run(10, (ev) => {
+      if (ev.at === 1) order.push('checked');
+    });
+  } finally {
+    process.off('unhandledRejection', onRejection);
+  }
+  assert.equal(order.slice(0, 6), ['tick', 'tick job', 'unhandled r1', 'checked', 'next', 'checked']);
+  assert.equal(
+    order.slice(6),
+    Array.from({ length: 5000 }, (_, i) => `${i}`),
+  );
+  assert.is(s.eventsRun, 5002);
+});
+
 test('command-line durations and fault lists', () => {
   assert.is(parseDuration('500ms'), 500);
   assert.is(parseDuration('30s'), 30_000);

@@ -31,6 +31,8 @@ import type { Entry, HardState, LogReader, LogWrite, SnapshotMeta } from '../../
 
 export type Fail = (property: string, message: string) => void;
 
+const NO_GROUPS: readonly number[] = Object.freeze([]);
+
 interface Known {
   term: number;
   hash: number;
@@ -319,16 +321,21 @@ export class RaftSafetyChecker {
     }
   }
 
-  /** Groups whose committed index advanced since their last electability check. */
-  *groupsToCheckElectability(): Iterable<number> {
-    if (!this.commitAdvanced) return;
+  /**
+   * Groups whose committed index advanced since their last electability check. Asked after
+   * every event, and mostly nothing advanced: then no allocation at all.
+   */
+  groupsToCheckElectability(): readonly number[] {
+    if (!this.commitAdvanced) return NO_GROUPS;
     this.commitAdvanced = false;
+    const out: number[] = [];
     for (const [g, o] of this.groups) {
       if (o.highestCommitted > o.electabilityCheckedAt) {
         o.electabilityCheckedAt = o.highestCommitted;
-        yield g;
+        out.push(g);
       }
     }
+    return out;
   }
 
   leaderConf(g: number): number[] | undefined {
