@@ -31,6 +31,7 @@ import { PartitionGroup } from './group/partition-group.js';
 import { type ApplyObserver, type GroupMachine, type GroupRestart, RaftGroup } from './group/raft-group.js';
 import { GroupRuntime } from './group/runtime.js';
 import { type GroupStore, type OpenedState, StoreCorruption } from './group/store.js';
+import type { JoinRecord } from './join-record.js';
 import type {
   AppendInput,
   AppendResult,
@@ -108,6 +109,8 @@ export interface CairnNodeOptions {
   onGroupRestart?(cause: GroupRestart['cause']): void;
   /** Sees every entry the node's groups apply, in order (the simulator's state-machine-safety check). */
   applyObserver?: ApplyObserver;
+  /** The data directory's join record (join-record.ts), when it was created by a start with --join. */
+  joinRecord?: JoinRecord;
 }
 
 /** Attempts to start group 0 when each finds damage (then the node fails to start). */
@@ -137,6 +140,8 @@ export class CairnNode implements NodeApi {
   private reconciling: Promise<void> | null = null;
   private reconcileAgain = false;
   private readonly startedAt: number;
+  /** Group 0 was repaired through this index: the join horizon is taken once it is applied. */
+  private horizonAt = 0;
   private stopped = false;
   private subscribers = 0;
   private stopDuties: (() => void) | null = null;
@@ -154,6 +159,7 @@ export class CairnNode implements NodeApi {
       onFatal: (err) => this.fatal(err),
       onGroupRestart: (g, why) => this.onGroupRestart(g, why),
       onPersist: o.onPersist,
+      onRepaired: (g, bound) => this.onRepaired(g.id, bound),
       observer: o.applyObserver,
       beforeProcess: () => {
         for (const p of this.partitions.values()) {
@@ -265,7 +271,7 @@ export class CairnNode implements NodeApi {
           conf = { voters: cmd.members.map((m) => m.id).sort((a, b) => a - b), learners: [] };
       }
     }
-    const lostEntries = await this.lostEntriesAtStart(store, opened, fresh);
+    const lostEntries = await this.lostEntriesAtStart(METADATA_GROUP, store, opened, fresh);
     const group = new RaftGroup(METADATA_GROUP, this.runtime.host, store, this.meta, {
       conf,
       hardState: opened.hardState,
@@ -283,6 +289,7 @@ export class CairnNode implements NodeApi {
   // --- catalog reactions ----------------------------------------------------------------
 
   private onCatalogApplied(cmd: MetaCommand | null, index: number): void {
+    if (this.horizonAt > 0 && index >= this.horizonAt) this.takeJoinHorizon();
     if (this.catalogFloor > 0 && index >= this.catalogFloor) {
       this.catalogFloor = 0;
       this.requestReconcile();
@@ -330,7 +337,13 @@ export class CairnNode implements NodeApi {
       return;
     }
     this.reconciling = this.reconcileGroups()
-      .catch((err) => this.o.log.error({ err }, 'reconciling partition groups failed'))
+      .catch((err) => {
+        // A group that could not be started or removed now (a disk error, a directory a
+        // lingering handle keeps) is tried again later, not left until the catalog changes:
+        // the catalog would name this node a replica of a group it never hosts.
+        this.o.log.error({ err }, 'reconciling partition groups failed; trying again later');
+        if (!this.stopped) this.o.clock.setTimer(this.restartDelayMs(), () => this.requestReconcile());
+      })
       .finally(() => {
         this.reconciling = null;
         if (this.reconcileAgain) {
@@ -412,7 +425,7 @@ export class CairnNode implements NodeApi {
         voters: [...meta.initialReplicas].sort((a, b) => a - b),
         learners: [],
       };
-      const lostEntries = await this.lostEntriesAtStart(store, opened, fresh);
+      const lostEntries = await this.lostEntriesAtStart(meta.groupId, store, opened, fresh);
       let group: RaftGroup;
       try {
         if (opened.snapshot !== undefined) pg.restore(opened.snapshot, opened.snapshotState!);
@@ -448,14 +461,50 @@ export class CairnNode implements NodeApi {
    * the marker it would vote, with an empty log, after a crash before its repair finished.
    */
   private async lostEntriesAtStart(
+    groupId: number,
     store: GroupStore,
     opened: OpenedState,
     fresh: boolean,
   ): Promise<{ lastIndexBeforeRepair: number } | undefined> {
     if (opened.lostEntries !== undefined) return opened.lostEntries;
-    if (!fresh || !this.o.config.join) return undefined;
+    if (!fresh || !this.mayHaveHeld(groupId)) return undefined;
     await store.markLostEntries(1);
     return { lastIndexBeforeRepair: 1 };
+  }
+
+  /**
+   * Whether this node may have held (and acknowledged entries of) `groupId` before its disk
+   * was new (join-record.ts): a group below the join horizon, or any while the horizon is
+   * unknown. Without a record, a node started with --join counts every group (a directory
+   * from before join records, or whose record a power loss took right after its identity).
+   */
+  private mayHaveHeld(groupId: number): boolean {
+    const r = this.o.joinRecord;
+    if (r === undefined) return this.o.config.join;
+    return r.horizon === 0 || groupId < r.horizon;
+  }
+
+  /** A group finished repairing; group 0's repair on a joined node leads to the join horizon. */
+  private onRepaired(groupId: number, bound: number): void {
+    if (groupId !== METADATA_GROUP || this.o.joinRecord?.horizon !== 0) return;
+    this.horizonAt = Math.max(1, bound);
+    if (this.meta.group.applied >= this.horizonAt) this.takeJoinHorizon();
+  }
+
+  /**
+   * Group 0 is applied through its repair bound: every stream created before this node's
+   * disk was new is in the catalog, so no group from nextGroupId on was ever held here.
+   */
+  private takeJoinHorizon(): void {
+    this.horizonAt = 0;
+    const r = this.o.joinRecord;
+    if (r === undefined || r.horizon !== 0) return;
+    const horizon = this.meta.state.catalog().nextGroupId;
+    r.setHorizon(horizon).then(
+      () => this.o.log.info({ horizon }, 'joined: groups from here on were never held by this directory'),
+      (err: unknown) =>
+        this.o.log.warn({ err }, 'could not record the join horizon; new groups are still repaired'),
+    );
   }
 
   /**
@@ -1234,6 +1283,13 @@ export class CairnNode implements NodeApi {
   /** The catalog as this node knows it (tests, status). */
   catalogMembers(): Member[] {
     return this.meta.state.memberList();
+  }
+
+  /** Where the catalog, as far as this node has applied it, places each partition group. */
+  placement(): { groupId: number; replicas: NodeId[] }[] {
+    return this.meta.state
+      .streamList()
+      .flatMap((s) => s.partitions.map((p) => ({ groupId: p.groupId, replicas: [...p.replicas] })));
   }
 
   /** Runs `fn` against group `id` (tests). */

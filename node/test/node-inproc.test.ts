@@ -171,4 +171,34 @@ test('idempotent retries, expected offsets, consumer offsets and bad input', asy
   }
 });
 
+test('a partition group that fails to open is tried again, so every replica the catalog names hosts it', async () => {
+  const c = new InProcessCluster(3);
+  let failures = 0;
+  // Node 3's first open of a partition group fails (a disk error, a directory a lingering
+  // handle keeps); nothing else in the catalog changes afterwards to set off reconciling.
+  c.wrapStores = (id, stores) =>
+    id !== 3
+      ? stores
+      : {
+          ...stores,
+          open: async (g, segmentBytes, options) => {
+            if (g !== 0 && failures === 0) {
+              failures++;
+              throw new Error('EIO: i/o error, open');
+            }
+            return stores.open(g, segmentBytes, options);
+          },
+        };
+  try {
+    await c.startAll();
+    const info = await (await c.leaderOf(0)).createStream('orders', { partitions: 1, replicationFactor: 3 });
+    const g = info.partitions[0]!.groupId;
+    assert.equal(info.partitions[0]!.replicas, [1, 2, 3]);
+    await eventually(() => assert.ok(c.nodes.get(3)!.groupForTest(g)), 5000, 'node 3 hosting the partition');
+    assert.is(failures, 1);
+  } finally {
+    await c.stopAll();
+  }
+});
+
 test.run();

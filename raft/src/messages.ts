@@ -22,6 +22,8 @@ export interface AppendMessage extends Envelope {
   entries: readonly Entry[];
   /** The leader's commit index when the message was made. */
   commit: number;
+  /** To a follower repairing lost entries: how far it must hold our log before it votes again. */
+  repairBound?: number;
 }
 
 /** The answer to an append (or to a completed snapshot install). */
@@ -37,6 +39,11 @@ export interface AppendResponse extends Envelope {
   hintIndex: number;
   /** On reject: the follower's term at hintIndex (0 if unknown), so the leader can skip a whole term. */
   hintTerm: number;
+  /**
+   * The follower is repairing lost entries (DESIGN §6) and has no repair bound from this
+   * leader yet: what it acknowledged before may be gone.
+   */
+  repairing?: true;
 }
 
 /** Leader liveness and ReadIndex confirmation (thesis §6.4). */
@@ -46,6 +53,8 @@ export interface HeartbeatMessage extends Envelope {
   commit: number;
   /** The leader's latest read round; echoed back to confirm leadership for reads up to it. */
   readSeq: number;
+  /** As AppendMessage.repairBound. */
+  repairBound?: number;
 }
 
 export interface HeartbeatResponse extends Envelope {
@@ -58,6 +67,8 @@ export interface HeartbeatResponse extends Envelope {
    * it believes matched, probes it again and re-sends what it lacks.
    */
   logEnd?: number;
+  /** As AppendResponse.repairing. */
+  repairing?: true;
 }
 
 /** RequestVote (Raft §5.2), or a pre-vote (thesis §9.6) when `pre`. */

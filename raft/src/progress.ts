@@ -96,6 +96,12 @@ export class Progress {
   readSeqAcked = 0;
   isLearner: boolean;
   snapshot: SnapshotSend | undefined = undefined;
+  /**
+   * The member asked for a repair bound (it lost entries): the one it was given, our last
+   * index when it asked, sent with every append and heartbeat until its answers stop
+   * asking; 0 otherwise.
+   */
+  repairBound = 0;
   readonly inflights: Inflights;
 
   constructor(

@@ -76,8 +76,10 @@ export interface RaftInit {
   options?: Partial<RaftOptions>;
   /**
    * Storage found it may have lost entries this node acknowledged (DESIGN §6): the node
-   * neither votes nor campaigns until it has caught up from a leader past this index. The
-   * driver keeps this durable until Ready.repairedPast says the repair is done.
+   * neither votes nor campaigns until it has caught up from a leader through the bound that
+   * leader gives it (checkRepair); the index is the driver's record of the loss (1 when
+   * nothing says how far the log was). The driver keeps this durable until
+   * Ready.repairedPast says the repair is done.
    */
   lostEntries?: { lastIndexBeforeRepair: number };
   /** A snapshot partly received before a restart, to resume the transfer where it stopped. */
@@ -171,6 +173,11 @@ export class RaftCore {
   private recoveringUntil = 0;
   /** Highest index through which our log was confirmed to match a leader's. */
   private leaderMatched = 0;
+  /**
+   * The current term's leader's bound for our repair (AppendMessage.repairBound): 0 until
+   * it has sent one. Each term's leader gives its own.
+   */
+  private repairBound = 0;
   private repairedPast: number | undefined;
 
   // ---- apply flow control: (lastIndex, bytes) of handed-out batches not yet applied ----
@@ -531,8 +538,8 @@ export class RaftCore {
 
   /**
    * Storage found it may have lost entries this node acknowledged; its last index before the
-   * repair was `lastIndexBeforeRepair`. Until it has caught up from a leader past that index
-   * it neither votes nor campaigns (DESIGN §6). A leader or candidate steps down. Storage
+   * repair was `lastIndexBeforeRepair`. Until it has caught up from a leader through the
+   * bound that leader gives it, it neither votes nor campaigns (DESIGN §6). A leader or candidate steps down. Storage
    * that must cut its log to repair it does so while the core is down and passes
    * RaftInit.lostEntries instead (the log never changes behind a running core's back).
    */
@@ -540,6 +547,8 @@ export class RaftCore {
     check(isCount(lastIndexBeforeRepair), 'invalidInput', 'lastIndexBeforeRepair must be an integer ≥ 0');
     this.recoveringUntil = Math.max(this.recoveringUntil, lastIndexBeforeRepair);
     this.leaderMatched = Math.min(this.leaderMatched, this.log.lastIndex());
+    // What we acknowledged since the leader's bound may be gone too: ask for a new one.
+    this.repairBound = 0;
     if (this.role !== 'follower') this.becomeFollower(this.term, 0);
     this.checkRepair();
   }
@@ -668,6 +677,7 @@ export class RaftCore {
     if (term !== this.term) {
       this.term = term;
       this.vote = 0;
+      this.repairBound = 0;
     }
     this.role = 'follower';
     this.leader = leader;
@@ -936,6 +946,7 @@ export class RaftCore {
   /** §5.3: the consistency check, then append, truncating a conflicting suffix. */
   private handleAppend(m: AppendMessage): void {
     const log = this.log;
+    this.takeRepairBound(m.repairBound);
     // While an install is being confirmed the log already starts after the snapshot point:
     // appends continue from there (only applying waits for snapshotInstalled()).
     if (m.prevIndex < log.committed) {
@@ -970,6 +981,7 @@ export class RaftCore {
   }
 
   private handleHeartbeat(m: HeartbeatMessage): void {
+    this.takeRepairBound(m.repairBound);
     // The leader sends min(our match, its commit): an index we hold and that matches.
     const last = this.log.lastIndex();
     this.commitTo(Math.min(m.commit, last));
@@ -981,7 +993,20 @@ export class RaftCore {
       readSeq: m.readSeq,
     };
     if (m.commit > last) resp.logEnd = last;
+    if (this.needsRepairBound()) resp.repairing = true;
     this.send(resp);
+    this.checkRepair();
+  }
+
+  /** Repairing, and the current leader has not given us a bound yet: our answers say so. */
+  private needsRepairBound(): boolean {
+    return this.recoveringUntil !== 0 && this.repairBound === 0;
+  }
+
+  /** A repair bound from the current leader (see checkRepair). */
+  private takeRepairBound(bound: number | undefined): void {
+    if (bound !== undefined && this.recoveringUntil !== 0 && bound > this.repairBound)
+      this.repairBound = bound;
   }
 
   /** §7, chunked: write chunks in order, then install; resumable by offset. */
@@ -1056,6 +1081,7 @@ export class RaftCore {
         if (!pr) return;
         pr.recentActive = true;
         pr.probeSent = false;
+        this.noteRepairing(pr, m.repairing === true);
         // A full pipeline whose messages were lost would wait forever: let one append through.
         if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
         // The follower's log ends below what it acknowledged to us: it lost entries (a
@@ -1080,11 +1106,31 @@ export class RaftCore {
     }
   }
 
+  /**
+   * A follower's answer says it is repairing lost entries (DESIGN §6) and has no bound from
+   * us yet. What we took it to have acknowledged may be gone (a wiped or damaged disk): its
+   * match is forgotten before it can count toward another commit, and our last index
+   * becomes its repair bound, sent with every append and heartbeat until its answers stop
+   * asking — it votes again only once it holds our log through it (checkRepair). From here
+   * on only its answers raise its match again.
+   */
+  private noteRepairing(pr: Progress, repairing: boolean): void {
+    if (!repairing) {
+      pr.repairBound = 0;
+      return;
+    }
+    if (pr.state === 'snapshot') pr.match = 0;
+    else if (pr.match > 0) pr.lostEntries(Math.min(pr.match, this.log.committed));
+    pr.repairBound = this.log.lastIndex();
+    pr.forceAppend = true;
+  }
+
   private handleAppendResponse(m: AppendResponse): void {
     const pr = this.progress.get(m.from);
     // No correct follower acknowledges past our log in our term: ignore rather than trust it.
     if (!pr || (!m.reject && m.index > this.log.lastIndex())) return;
     pr.recentActive = true;
+    this.noteRepairing(pr, m.repairing === true);
     if (m.reject) {
       if (pr.state === 'snapshot') return;
       // The follower's hint (hintIndex, hintTerm): skip our entries of terms it cannot have.
@@ -1316,6 +1362,7 @@ export class RaftCore {
       entries,
       commit: this.log.committed,
     };
+    if (pr.repairBound !== 0) msg.repairBound = pr.repairBound;
     pr.sentCommit = this.log.committed;
     pr.forceAppend = false;
     if (pr.state === 'replicate') {
@@ -1378,6 +1425,7 @@ export class RaftCore {
         commit: Math.min(pr.match, this.log.committed),
         readSeq: this.readSeq,
       };
+      if (pr.repairBound !== 0) msg.repairBound = pr.repairBound;
       this.msgsNow.push(msg);
     }
   }
@@ -1437,11 +1485,22 @@ export class RaftCore {
     );
   }
 
+  /**
+   * The repair is done once we hold, durably and matching, the current leader's log
+   * through the bound it gave us: its last index when it learned of the repair, after it
+   * stopped counting what we had acknowledged before (stepLeader's noteRepairing). Every
+   * entry that may have been committed with an acknowledgement we no longer back lies at
+   * or below it — at that leader, because its log only grows in its term; at any other,
+   * because a leader elected without our vote holds every committed entry. Our own last
+   * index before the loss (recoveringUntil) is no bound: a wiped disk does not know it.
+   */
   private checkRepair(): void {
     const x = this.recoveringUntil;
-    if (x !== 0 && this.leaderMatched >= x && this.log.persisted >= x) {
+    const b = this.repairBound;
+    if (x !== 0 && b !== 0 && this.leaderMatched >= b && this.log.persisted >= b) {
       this.recoveringUntil = 0;
-      this.repairedPast = x;
+      this.repairBound = 0;
+      this.repairedPast = b;
     }
   }
 
@@ -1457,7 +1516,18 @@ export class RaftCore {
     hintIndex: number,
     hintTerm: number,
   ): AppendResponse {
-    return { type: 'appendResponse', term: this.term, from: this.id, to, index, reject, hintIndex, hintTerm };
+    const m: AppendResponse = {
+      type: 'appendResponse',
+      term: this.term,
+      from: this.id,
+      to,
+      index,
+      reject,
+      hintIndex,
+      hintTerm,
+    };
+    if (this.needsRepairBound()) m.repairing = true;
+    return m;
   }
 
   private voteResponse(to: NodeId, term: number, pre: boolean, granted: boolean): VoteResponse {

@@ -79,9 +79,10 @@ export interface Ready {
   /** Outcomes of read requests. */
   reads: readonly ReadResult[];
   /**
-   * Set once a node that reported lost entries (reportLostEntries) has caught up from a
-   * leader past that index: it may vote and campaign again, and the driver may clear its
-   * durable "repair needed" marker.
+   * Set once a node that reported lost entries (RaftInit.lostEntries, reportLostEntries)
+   * holds a leader's log through the repair bound that leader gave it: it may vote and
+   * campaign again, and the driver may clear its durable "repair needed" marker. The value
+   * is that bound: every entry committed before the repair ended lies at or below it.
    */
   repairedPast: number | undefined;
 }

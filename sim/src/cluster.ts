@@ -3,12 +3,13 @@
 // its processes: start → (crash | power loss | fatal) → start again, its disk keeping
 // what the crash mode leaves.
 import type { Core } from '../../core-wasm/src/index.js';
-import { CairnNode, type StoreProvider } from '../../node/src/cairn-node.js';
+import type { CairnNode } from '../../node/src/cairn-node.js';
 import { loadConfig, type NodeConfig } from '../../node/src/config.js';
-import { segmentStores } from '../../node/src/group/segment-store.js';
 import type { GroupStore } from '../../node/src/group/store.js';
+import { IdentityError } from '../../node/src/identity.js';
 import { defaultLimits, type Limits } from '../../node/src/limits.js';
 import type { NodeStatus } from '../../node/src/node-api.js';
+import { type NodeSeams, startNode } from '../../node/src/start-node.js';
 import type { CrashMode, StorageOptions } from '../../node/src/storage/index.js';
 import type { RaftSafetyChecker } from './checkers/raft-safety.js';
 import { SimClock } from './clock.js';
@@ -91,6 +92,15 @@ export class SimCluster {
   /** Per (node, group) leader: the log position its configuration was last read at. */
   private readonly leaderLogKey = new Map<number, number>();
   private readonly leaderVoters = new Map<number, number[]>();
+  /**
+   * A node refused its data directory (IdentityError): returns whether the operator moved
+   * the directory away, so that the node rejoins. By default a violation: a node's own
+   * identity file must survive every crash (the run allows it for rotting disks).
+   */
+  onIdentityError = (id: number, err: IdentityError): boolean => {
+    this.sched.fail('node-start', `node ${id} refused its own data directory: ${err.message}`);
+    return false;
+  };
 
   constructor(
     private readonly sched: Scheduler,
@@ -168,38 +178,35 @@ export class SimCluster {
     const log = this.logs.forNode(id);
     const clock = new SimClock(this.sched, inc, n.skew);
     const fs = n.disk.attach(inc);
-    const inner = segmentStores({
+    // The same start-up as `cairn serve` (node/src/start-node.ts), over the simulated seams:
+    // the identity file, the directory layout and group 0 all come off this node's disk.
+    const seams: NodeSeams = {
       fs,
-      dataDir: config.dataDir,
+      clock,
+      random: n.random,
       core: this.core,
-      schedule: (run) => clock.defer(run),
-      storage: this.settings.storage,
       log,
-    });
-    const stores: StoreProvider = tapStores(
-      inner,
-      id,
-      this.checker,
-      (g, store) => {
-        n.stores.set(g, store);
-        n.lastStores.set(g, store);
-      },
-      (g) => {
-        n.stores.delete(g);
-        n.lastStores.delete(g);
-      },
-    );
+      storage: this.settings.storage,
+      listen: async () => this.net.transport(inc),
+      wrapStores: (inner) =>
+        tapStores(
+          inner,
+          id,
+          this.checker,
+          (g, store) => {
+            n.stores.set(g, store);
+            n.lastStores.set(g, store);
+          },
+          (g) => {
+            n.stores.delete(g);
+            n.lastStores.delete(g);
+          },
+        ),
+    };
     this.sched.after(
       0,
       () => {
-        CairnNode.start({
-          config,
-          clock,
-          random: n.random,
-          transport: this.net.transport(inc),
-          core: this.core,
-          stores,
-          log,
+        startNode(config, seams, {
           peerStatus: (member) => this.peerStatus(inc, member.id),
           pid: inc.generation,
           onFatal: (err) => this.onFatal(n, inc, err),
@@ -208,7 +215,7 @@ export class SimCluster {
             restored: (g, meta) => this.checker.onRestored(id, g, meta),
           },
         }).then(
-          (node) => {
+          ({ node }) => {
             if (!inc.alive) return;
             n.node = node;
             n.state = 'up';
@@ -217,8 +224,16 @@ export class SimCluster {
           (err: unknown) => {
             if (!inc.alive) return;
             this.startFailures++;
-            this.note(id, 'start-failed', (err as Error)?.message ?? String(err));
+            const message = (err as Error)?.message ?? String(err);
+            this.note(id, 'start-failed', message);
             this.kill(n, inc);
+            if (err instanceof IdentityError) {
+              // What an operator does next: the directory is refused for good, so it is
+              // moved away and the node rejoins, re-synced from the cluster. Only a disk that
+              // rots may get here; on any other, identity.ts lost its own durable write.
+              if (this.onIdentityError(id, err)) this.superviseRestart(n);
+              return;
+            }
             this.superviseRestart(n);
           },
         );

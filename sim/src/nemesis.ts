@@ -18,11 +18,44 @@ const WEATHER: readonly FaultName[] = ['loss', 'duplicate', 'delay', 'reorder', 
 const STRIKES: readonly FaultName[] = FAULTS.filter((f) => !WEATHER.includes(f));
 const TOPOLOGY: readonly FaultName[] = ['partition', 'asymmetric', 'isolate-leader', 'flap'];
 
+/** How long a rolling replacement waits for the cluster to be whole before the next disk (ms). */
+const ROLL_WAIT_MS = 30_000;
+
 /** Chance that a newly elected leader is struck at once (see Nemesis's constructor). */
 const NEW_LEADER_STRIKE_P = 0.1;
 
 /** The operator's id in the trace and history (clients are 1..n). */
 export const OPERATOR = 0;
+
+/**
+ * The cluster's very first start, with 'power-loss-fresh' on: some of the new nodes lose
+ * power before their first fsync can complete, and are started again a moment later (a
+ * rack losing power while it is set up). Nothing was acknowledged yet; each must come back
+ * on whatever its disk kept and form the cluster as if new.
+ */
+export function strikeFirstStart(w: World): void {
+  const initial = w.cluster.initial;
+  const ids = w.rng.shuffle(initial).slice(0, w.rng.int(1, initial.length + 1));
+  const atUs = w.rng.next() * Math.max(1, w.options.disk.syncUs);
+  w.sched.after(
+    atUs,
+    () => {
+      const span = w.timeline.faultStart('power-loss-fresh', `nodes ${ids.join(', ')} at first start`, ids);
+      for (const id of ids) w.cluster.powerLoss(id, w.rng.pick(CRASH_MODES));
+      w.sched.after(
+        w.rng.exponential(w.options.tickMs) * 1000,
+        () => {
+          w.timeline.faultEnd(span);
+          for (const id of ids) if (w.cluster.get(id).state === 'down') w.cluster.start(id);
+        },
+        null,
+        EventKind.fault,
+      );
+    },
+    null,
+    EventKind.fault,
+  );
+}
 
 export class Nemesis {
   /** A partition-like fault is on (they do not overlap: each heals by clearing every cut). */
@@ -34,6 +67,9 @@ export class Nemesis {
   /** Nodes an operator asked to remove (whatever the answer). */
   private readonly removing = new Set<number>();
   private flapping = false;
+  /** A rolling replacement, or a start-up power-loss storm, is under way (one of each at a time). */
+  private rolling = false;
+  private storming = false;
   strikes = 0;
 
   constructor(private readonly w: World) {
@@ -245,12 +281,21 @@ export class Nemesis {
       }
       case 'wipe': {
         const faulty = this.faultyMembers().filter((id) => !this.down.has(id));
-        if (faulty.length === 0) return;
+        if (faulty.length === 0 || !this.wipeIsSafe()) return;
         const id = w.rng.pick(faulty);
         w.cluster.wipe(id);
         this.downFor(id, d, 'wiped disk');
         return;
       }
+      case 'rolling-wipe':
+        if (!this.rolling) void this.rollingWipe();
+        return;
+      case 'power-loss-startup':
+        if (!this.storming) void this.powerLossAtStartup(members);
+        return;
+      case 'power-loss-fresh':
+        this.powerLossFresh();
+        return;
       case 'membership':
         if (!this.membershipBusy) void this.changeMembership();
         return;
@@ -327,6 +372,164 @@ export class Nemesis {
       w.timeline.faultEnd(span);
       if (w.cluster.get(id).state === 'down' && !w.removed.has(id)) w.cluster.start(id);
     });
+  }
+
+  /**
+   * Whether a disk may be replaced now without putting what the cluster acknowledged at
+   * risk: every replica set has at least three members, every member is up and running,
+   * and every voter of every group runs it with nothing left to repair. A second disk
+   * replaced while the first node still re-syncs could take the only other copy of an
+   * entry, or leave a group without a majority allowed to vote (an operator replaces one
+   * machine at a time and waits for it to catch up).
+   */
+  private wipeIsSafe(): boolean {
+    const w = this.w;
+    const members = w.memberList();
+    if (Math.min(members.length, ...w.options.streams.map((s) => s.replicationFactor)) < 3) return false;
+    if (this.paused.size > 0 || members.some((id) => !w.cluster.get(id).up)) return false;
+    const up = w.cluster.upNodes();
+    const groups = new Set<number>();
+    for (const n of up) for (const g of n.stores.keys()) groups.add(g);
+    for (const g of groups) {
+      let leader: { term: number; voters: number[] } | undefined;
+      for (const n of up) {
+        const rg = n.node?.groupForTest(g);
+        if (rg === undefined || rg.isStopped || !rg.isLeader) continue;
+        if (leader === undefined || rg.core.currentTerm > leader.term)
+          leader = { term: rg.core.currentTerm, voters: rg.conf().voters };
+      }
+      if (leader === undefined) return false;
+      for (const id of leader.voters) {
+        const rg = w.cluster.nodes.get(id)?.node?.groupForTest(g);
+        if (rg === undefined || rg.isStopped || rg.core.status().recoveringUntil !== 0) return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Members whose disk a replacement may take: any, in a run whose disks do not rot; else
+   * only the faulty ones (a rotten copy and a replaced disk, or damage found while another
+   * node re-syncs, are two failures of one group: no majority left that may vote).
+   */
+  private replaceable(): number[] {
+    const w = this.w;
+    const members = w.memberList().filter((id) => !this.down.has(id) && !this.removing.has(id));
+    const rots = w.options.faults.includes('bit-flip') || w.options.faults.includes('read-fault');
+    return rots ? members.filter((id) => this.faultyMembers().includes(id)) : members;
+  }
+
+  /** Resolves when `ok()` holds (checked every tick), or false after `ms` or at the end of the fault phase. */
+  private async waitFor(ok: () => boolean, ms: number): Promise<boolean> {
+    const w = this.w;
+    const end = w.sched.nowUs + ms * 1000;
+    while (w.phase === 'faults' && w.sched.nowUs < end) {
+      if (ok()) return true;
+      await w.sleep(w.options.tickMs);
+    }
+    return false;
+  }
+
+  /**
+   * Rolling replacement: the disks of two or more members are replaced one after another,
+   * as an operator replaces machines. Each node comes back on its empty disk with --join,
+   * and the next disk goes only once the cluster is whole again (wipeIsSafe).
+   */
+  private async rollingWipe(): Promise<void> {
+    const w = this.w;
+    const order = w.rng.shuffle(this.replaceable());
+    if (order.length < 2) return;
+    const chosen = order.slice(0, w.rng.int(2, order.length + 1));
+    this.rolling = true;
+    const span = w.timeline.faultStart('rolling-wipe', `nodes ${chosen.join(', ')} in turn`, chosen);
+    try {
+      for (const id of chosen) {
+        if (!(await this.waitFor(() => this.wipeIsSafe(), ROLL_WAIT_MS))) break;
+        if (!this.replaceable().includes(id)) continue;
+        w.cluster.wipe(id);
+        this.downFor(id, w.rng.exponential(w.options.tickMs * 4), 'disk replaced (rolling)');
+        // Wait for it to be back before judging the cluster whole.
+        await this.waitFor(() => w.cluster.get(id).up, ROLL_WAIT_MS);
+      }
+    } finally {
+      w.timeline.faultEnd(span);
+      this.rolling = false;
+    }
+  }
+
+  /**
+   * Every member loses power; then, one to three times, they are all started and lose
+   * power again a moment later — while reading their logs, writing a new term, opening
+   * groups — and finally come back for good.
+   */
+  private async powerLossAtStartup(members: number[]): Promise<void> {
+    const w = this.w;
+    this.storming = true;
+    const span = w.timeline.faultStart('power-loss-startup', `nodes ${members.join(', ')}`, members);
+    const lose = () => {
+      for (const id of members) w.cluster.powerLoss(id, w.rng.pick(CRASH_MODES));
+    };
+    const startAll = () => {
+      for (const id of members)
+        if (this.down.get(id) === span && w.cluster.get(id).state === 'down' && !w.removed.has(id))
+          w.cluster.start(id);
+    };
+    for (const id of members) {
+      const prev = this.down.get(id);
+      if (prev !== undefined && prev !== span) w.timeline.faultEnd(prev);
+      this.down.set(id, span);
+    }
+    try {
+      lose();
+      const d = w.options.disk;
+      const syncMs = (d.syncUs + d.syncJitterUs) / 1000;
+      for (let round = w.rng.int(1, 4); round > 0 && w.phase === 'faults'; round--) {
+        await w.sleep(w.rng.exponential(w.options.tickMs));
+        startAll();
+        // Within the first few fsyncs of start-up, or a little later (group 0 open, a vote).
+        await w.sleep(w.rng.next() * Math.max(0.05, syncMs * w.rng.pick([1, 5, 25])));
+        lose();
+      }
+      await w.sleep(w.rng.exponential(w.options.tickMs));
+      startAll();
+    } finally {
+      for (const id of members) if (this.down.get(id) === span) this.down.delete(id);
+      w.timeline.faultEnd(span);
+      this.storming = false;
+    }
+  }
+
+  /**
+   * A replaced disk: the node starts on it (--join) and loses power before its first fsync
+   * can complete — its identity file and first directories written, none of it durable.
+   */
+  private powerLossFresh(): void {
+    const w = this.w;
+    if (!this.wipeIsSafe()) return;
+    const candidates = this.replaceable();
+    if (candidates.length === 0) return;
+    const id = w.rng.pick(candidates);
+    const n = w.cluster.get(id);
+    w.cluster.wipe(id);
+    w.cluster.start(id);
+    const syncsBefore = n.disk.syncs;
+    // No fsync completes sooner than syncUs after the start: strike before that.
+    const atUs = w.rng.next() * Math.max(1, w.options.disk.syncUs);
+    w.sched.after(
+      atUs,
+      () => {
+        const mode = w.rng.pick(CRASH_MODES);
+        w.cluster.powerLoss(id, mode);
+        this.downFor(
+          id,
+          this.duration(),
+          `power loss ${Math.round(atUs)} µs into its first start, ${n.disk.syncs - syncsBefore} fsyncs issued (${mode})`,
+        );
+      },
+      null,
+      EventKind.fault,
+      id,
+    );
   }
 
   private endReadFault(id: number, span: FaultSpan): void {

@@ -44,6 +44,12 @@ export const FAULTS = [
   'membership',
   /** Leadership handed from node to node. */
   'transfer',
+  /** Disks replaced one node after another, each node rejoining (--join) and re-syncing before the next. */
+  'rolling-wipe',
+  /** Every machine losing power, then again while the nodes are starting up. */
+  'power-loss-startup',
+  /** A machine losing power between its first start on an empty disk and its first fsync. */
+  'power-loss-fresh',
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
 
@@ -52,8 +58,17 @@ export const FAULT_GROUPS: Record<string, readonly FaultName[]> = {
   all: FAULTS,
   none: [],
   net: ['loss', 'duplicate', 'delay', 'reorder', 'partition', 'asymmetric', 'isolate-leader', 'flap'],
-  process: ['crash', 'pause', 'power-loss', 'power-loss-all'],
-  disk: ['power-loss', 'power-loss-all', 'bit-flip', 'read-fault', 'wipe'],
+  process: ['crash', 'pause', 'power-loss', 'power-loss-all', 'power-loss-startup'],
+  disk: [
+    'power-loss',
+    'power-loss-all',
+    'bit-flip',
+    'read-fault',
+    'wipe',
+    'rolling-wipe',
+    'power-loss-startup',
+    'power-loss-fresh',
+  ],
   ops: ['membership', 'transfer'],
 };
 

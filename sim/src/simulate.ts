@@ -15,7 +15,7 @@ import { type Anomaly, checkCommitLog, type FinalPartition, type ReplicaLog } fr
 import type { NodeEvent } from './cluster.js';
 import type { SimEvent } from './event-queue.js';
 import type { History } from './history.js';
-import { Nemesis, OPERATOR } from './nemesis.js';
+import { Nemesis, OPERATOR, strikeFirstStart } from './nemesis.js';
 import type { NetworkStats } from './network.js';
 import { describeOptions, resolveOptions, type SimOptions, type SimOptionsInput } from './options.js';
 import { realNow, Sandbox } from './sandbox.js';
@@ -83,6 +83,14 @@ export async function simulate(input: SimulateInput): Promise<SimResult> {
   // Built before the guard goes up: loading the wasm reads a file.
   const core = createCore();
   const w = new World(options, core);
+  // A rotting disk may take a node's identity file with it; the operator then does what the
+  // node's error says: moves the directory away and starts the node again with --join.
+  const refuse = w.cluster.onIdentityError;
+  w.cluster.onIdentityError = (id, err) => {
+    if (!w.corrupted.has(id)) return refuse(id, err);
+    w.cluster.wipe(id);
+    return true;
+  };
   const sandbox = new Sandbox();
   const onRejection = (reason: unknown) =>
     w.sched.fail(
@@ -202,6 +210,7 @@ async function run(w: World, sandbox: Sandbox, input: SimulateInput, anomalies: 
   s.phase('setup');
   input.onLine?.('phase: setup');
   for (const id of w.cluster.initial) w.cluster.start(id);
+  if (o.faults.includes('power-loss-fresh') && w.rng.chance(0.5)) strikeFirstStart(w);
   const setupMs = Math.max(o.quietMs, 30_000);
   const setup = await task(() => createStreams(w), s.nowUs + setupMs * 1000);
   if (s.stop !== null) return;
@@ -434,7 +443,8 @@ interface Lag {
 
 function lagging(w: World): Lag[] {
   const out: Lag[] = [];
-  for (const v of leaders(w)) {
+  const views = leaders(w);
+  for (const v of views) {
     if (v.leader === undefined) {
       const who: string[] = [];
       for (const n of w.cluster.upNodes()) {
@@ -479,6 +489,47 @@ function lagging(w: World): Lag[] {
         });
       }
     }
+  }
+  out.push(...misplaced(views));
+  return out;
+}
+
+/**
+ * Placement has converged: every replica the catalog lists for a group is a voter of it
+ * (and so, by the checks above, runs it, caught up), no other node votes in it, and every
+ * member the catalog keeps votes in group 0 — the metadata leader's catalog against each
+ * group leader's configuration. Members on their way out (leaving) are not held either way.
+ */
+function misplaced(views: GroupView[]): Lag[] {
+  const meta = views.find((v) => v.group === 0)?.leader;
+  if (meta === undefined) return []; // group 0 without a leader is reported above
+  const members = meta.node.catalogMembers();
+  const leaving = new Set(members.filter((m) => m.state === 'leaving').map((m) => m.id));
+  const wanted = [
+    { groupId: 0, replicas: members.filter((m) => !leaving.has(m.id)).map((m) => m.id) },
+    ...meta.node.placement(),
+  ];
+  const out: Lag[] = [];
+  for (const { groupId, replicas } of wanted) {
+    const leader = views.find((v) => v.group === groupId)?.leader;
+    if (leader === undefined) {
+      if (!views.some((v) => v.group === groupId))
+        out.push({ node: 0, text: `no node runs group ${groupId} (the catalog places it on [${replicas}])` });
+      continue;
+    }
+    const conf = leader.node.groupForTest(groupId)!.conf();
+    for (const id of replicas)
+      if (!conf.voters.includes(id))
+        out.push({
+          node: id,
+          text: `node ${id} is a replica of group ${groupId} in the catalog but does not vote in it (voters [${conf.voters}]${conf.learners.length ? `, learners [${conf.learners}]` : ''}, leader ${leader.id})`,
+        });
+    for (const id of conf.voters)
+      if (!replicas.includes(id) && !leaving.has(id))
+        out.push({
+          node: id,
+          text: `node ${id} votes in group ${groupId}, which the catalog places on [${replicas}] (leader ${leader.id})`,
+        });
   }
   return out;
 }

@@ -42,6 +42,11 @@ export class TapStore implements GroupStore {
   private hs: HardState;
   /** Syncs called and not yet resolved, oldest first. */
   private readonly inFlight: SyncMark[] = [];
+  /**
+   * While the node repairs lost entries: the highest index known committed when the repair
+   * began, which its log must hold when the repair ends (checkRepaired).
+   */
+  private repairFloor: number | undefined;
 
   constructor(
     readonly inner: GroupStore,
@@ -51,6 +56,7 @@ export class TapStore implements GroupStore {
     opened: OpenedState,
   ) {
     this.hs = opened.hardState ?? { term: 0, vote: 0, commit: 0 };
+    if (opened.lostEntries !== undefined) this.repairFloor = checker.highestCommitted(group);
     // What is on disk now is durable (storage syncs what it recovered before opening).
     const last = inner.lastIndex();
     this.checker.setDurable(node, group, {
@@ -164,9 +170,13 @@ export class TapStore implements GroupStore {
     return this.inner.onDamage(listener);
   }
   markLostEntries(lastIndexBeforeRepair: number): Promise<void> {
+    this.repairFloor = Math.max(this.repairFloor ?? 0, this.checker.highestCommitted(this.group));
     return this.inner.markLostEntries(lastIndexBeforeRepair);
   }
   clearLostEntries(): void {
+    if (this.repairFloor !== undefined)
+      this.checker.checkRepaired(this.node, this.group, this.inner, this.repairFloor);
+    this.repairFloor = undefined;
     this.inner.clearLostEntries();
   }
   close(): Promise<void> {

@@ -11,6 +11,7 @@ import {
   plantForgetVote,
   plantHeartbeatFullCommit,
   plantReadSkipsRestOfBatch,
+  plantRepairEndsAtOwnBound,
 } from './planted.js';
 
 type Profile = Omit<SimOptionsInput, 'seed'>;
@@ -127,6 +128,35 @@ test('a read that ends inside a batch skipping the rest of it (poll-skip)', asyn
     1,
     8,
     ['poll-skip'],
+  );
+});
+
+test('a repair of lost entries ending at the node’s own bound, not the leader’s (seed 1014)', async () => {
+  await hunt(
+    plantRepairEndsAtOwnBound,
+    {
+      timeMs: 5000,
+      nodes: 3,
+      faults: ['rolling-wipe', 'crash', 'partition'],
+      nemesis: { meanIntervalMs: 200, meanDurationMs: 300 },
+      streams: [
+        {
+          name: 's0',
+          partitions: 2,
+          replicationFactor: 3,
+          compacted: false,
+          retentionBytes: 0,
+          segmentBytes: 0,
+        },
+      ],
+      workload: { thinkMs: 5 },
+    },
+    // From seed 4: seed 3 of this profile meets the bug first as a liveness failure (the
+    // rolling replacement took a second disk once the first node's repair had ended early,
+    // before anything was committed), which proves less about the check.
+    4,
+    6,
+    ['repair-completeness'],
   );
 });
 

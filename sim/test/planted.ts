@@ -147,3 +147,30 @@ export function plantHeartbeatFullCommit(): () => void {
       },
   );
 }
+
+/**
+ * Seed 1014's bug: a node repairing lost entries ends its repair once it holds its own
+ * bound from a leader — for a wiped disk the marker's 1 — rather than the bound the leader
+ * gives it, and votes with a log missing committed entries.
+ */
+export function plantRepairEndsAtOwnBound(): () => void {
+  return replace(
+    RaftCore.prototype,
+    'checkRepair',
+    () =>
+      function (this: {
+        recoveringUntil: number;
+        repairBound: number;
+        leaderMatched: number;
+        repairedPast: number | undefined;
+        log: { persisted: number };
+      }) {
+        const x = this.recoveringUntil;
+        if (x !== 0 && this.leaderMatched >= x && this.log.persisted >= x) {
+          this.recoveringUntil = 0;
+          this.repairBound = 0;
+          this.repairedPast = x;
+        }
+      },
+  );
+}

@@ -12,16 +12,15 @@ import type { Message } from '../../../raft/src/index.js';
 import { fromServiceError } from '../api/grpc-errors.js';
 import { callUnary } from '../api/grpc-service.js';
 import { ApiServer, nodeStatusFromMessage } from '../api/server.js';
-import { CairnNode } from '../cairn-node.js';
 import { ConfigError, configHelp, loadConfig, type NodeConfig } from '../config.js';
-import { segmentStores } from '../group/segment-store.js';
-import { checkIdentity, IdentityError } from '../identity.js';
+import { IdentityError } from '../identity.js';
 import { createLogger, type Logger } from '../ops/log.js';
 import { NodeMetrics, serveMetrics } from '../ops/metrics.js';
 import { GrpcTransport } from '../peer/grpc-transport.js';
 import { raftMessageValidator } from '../peer/raft-messages.js';
 import { realClock } from '../seams/clock.js';
 import { systemRandom } from '../seams/random.js';
+import { type StartedNode, startNode } from '../start-node.js';
 import { type FileSystem, LoseUnsyncedFileSystem, NodeFileSystem } from '../storage/index.js';
 import type { Command } from './main.js';
 
@@ -66,35 +65,9 @@ async function serve(config: NodeConfig): Promise<number> {
     log.warn(
       'unsafe-lose-unsynced-writes: writes are kept in memory until fsynced (a test mode, never for data)',
     );
-  try {
-    const outcome = await checkIdentity(fs, config.dataDir, {
-      nodeId: config.nodeId,
-      clusterId: config.clusterId,
-    });
-    if (outcome === 'rewritten')
-      log.warn(
-        { dataDir: config.dataDir },
-        'the identity file was empty or torn in an empty data directory: written again',
-      );
-  } catch (err) {
-    if (!(err instanceof IdentityError)) throw err;
-    console.error(`cairn serve: ${err.message}`);
-    return 2;
-  }
   const clock = realClock();
   const random = systemRandom();
   const core = createCore();
-
-  const transport = await GrpcTransport.listen<Message>({
-    nodeId: config.nodeId,
-    clusterId: config.clusterId,
-    listenAddress: config.peerAddress,
-    limits: config.limits,
-    validate: raftMessageValidator(core),
-    clock,
-    random,
-    log,
-  });
 
   // Clients to other members' API, for ClusterStatus; one channel per address.
   const clients = new Map<string, grpc.Client>();
@@ -117,28 +90,50 @@ async function serve(config: NodeConfig): Promise<number> {
   let metrics: NodeMetrics | undefined;
   let shuttingDown: Promise<void> | undefined;
   let exitCode = 0;
-  const node = await CairnNode.start({
-    config,
-    clock,
-    random,
-    transport,
-    core,
-    stores: segmentStores({ fs, dataDir: config.dataDir, core, schedule: (run) => clock.defer(run), log }),
-    log,
-    peerStatus,
-    pid: process.pid,
-    onFatal: () => {
-      exitCode = 1;
-      void shutdown('storage failure');
-    },
-    onAppend: (seconds, bytes) => {
-      metrics?.appendSeconds.observe(seconds);
-      metrics?.apiBytesIn.inc(bytes);
-    },
-    onRead: (bytes) => metrics?.apiBytesOut.inc(bytes),
-    onPersist: (seconds) => metrics?.persistSeconds.observe(seconds),
-    onGroupRestart: (cause) => metrics?.groupRestarts.inc({ cause }),
-  });
+  let started: StartedNode<GrpcTransport<Message>>;
+  try {
+    started = await startNode(
+      config,
+      {
+        fs,
+        clock,
+        random,
+        core,
+        log,
+        listen: () =>
+          GrpcTransport.listen<Message>({
+            nodeId: config.nodeId,
+            clusterId: config.clusterId,
+            listenAddress: config.peerAddress,
+            limits: config.limits,
+            validate: raftMessageValidator(core),
+            clock,
+            random,
+            log,
+          }),
+      },
+      {
+        peerStatus,
+        pid: process.pid,
+        onFatal: () => {
+          exitCode = 1;
+          void shutdown('storage failure');
+        },
+        onAppend: (seconds, bytes) => {
+          metrics?.appendSeconds.observe(seconds);
+          metrics?.apiBytesIn.inc(bytes);
+        },
+        onRead: (bytes) => metrics?.apiBytesOut.inc(bytes),
+        onPersist: (seconds) => metrics?.persistSeconds.observe(seconds),
+        onGroupRestart: (cause) => metrics?.groupRestarts.inc({ cause }),
+      },
+    );
+  } catch (err) {
+    if (!(err instanceof IdentityError)) throw err;
+    console.error(`cairn serve: ${err.message}`);
+    return 2;
+  }
+  const { node, transport } = started;
 
   let api: ApiServer;
   try {

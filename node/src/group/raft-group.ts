@@ -67,6 +67,8 @@ export interface GroupHost {
   /** The group stopped itself (see GroupRestart): start it again from its storage. */
   restart(group: RaftGroup, why: GroupRestart): void;
   observePersist(seconds: number): void;
+  /** The group finished repairing lost entries through `bound` (Ready.repairedPast). */
+  repaired(group: RaftGroup, bound: number): void;
   /** Sees every entry each group applies and every snapshot it restores (the simulator's checkers). */
   readonly observer?: ApplyObserver;
   readonly log: Logger;
@@ -431,6 +433,7 @@ export class RaftGroup {
         'repaired from the leader; voting again',
       );
       this.store.clearLostEntries();
+      this.host.repaired(this, rd.repairedPast);
     }
   }
 

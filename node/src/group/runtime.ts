@@ -24,6 +24,8 @@ export interface RuntimeOptions {
   /** A group stopped itself to be started again from its storage (damage, a refused snapshot). */
   onGroupRestart(group: RaftGroup, why: GroupRestart): void;
   onPersist?(seconds: number): void;
+  /** A group finished repairing lost entries through `bound`. */
+  onRepaired?(group: RaftGroup, bound: number): void;
   /** Sees what the groups apply (the simulator's checkers). */
   observer?: ApplyObserver;
   /** Work to do at the start of every turn before groups run (e.g. draining proposal queues). */
@@ -55,6 +57,7 @@ export class GroupRuntime {
       fatal: (err) => opts.onFatal(err),
       restart: (group, why) => opts.onGroupRestart(group, why),
       observePersist: (s) => opts.onPersist?.(s),
+      repaired: (group, bound) => opts.onRepaired?.(group, bound),
       observer: opts.observer,
     };
     opts.transport.onReceive((from, groups) => this.receive(from, groups));

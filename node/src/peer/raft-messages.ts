@@ -11,6 +11,10 @@ import type { MessageValidator } from './frame.js';
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const isId = (v: unknown): v is number => isCount(v) && v > 0;
 const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
+/** An optional field: absent, or a count. */
+const optionalCount = (v: unknown): boolean => v === undefined || isCount(v);
+/** An optional flag: absent, or true (never false: absent says no). */
+const optionalTrue = (v: unknown): boolean => v === undefined || v === true;
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -62,7 +66,12 @@ export function raftMessageValidator(core: Core, maxEntriesPerMessage = 1 << 20)
     if (!isCount(m['term']) || !isId(m['from']) || !isId(m['to'])) return 'envelope malformed';
     switch (m['type']) {
       case 'append': {
-        if (!isCount(m['prevIndex']) || !isCount(m['prevTerm']) || !isCount(m['commit']))
+        if (
+          !isCount(m['prevIndex']) ||
+          !isCount(m['prevTerm']) ||
+          !isCount(m['commit']) ||
+          !optionalCount(m['repairBound'])
+        )
           return 'append indexes malformed';
         const entries = m['entries'];
         if (!Array.isArray(entries) || entries.length > maxEntriesPerMessage)
@@ -74,13 +83,19 @@ export function raftMessageValidator(core: Core, maxEntriesPerMessage = 1 << 20)
         return null;
       }
       case 'appendResponse':
-        return isCount(m['index']) && isBool(m['reject']) && isCount(m['hintIndex']) && isCount(m['hintTerm'])
+        return isCount(m['index']) &&
+          isBool(m['reject']) &&
+          isCount(m['hintIndex']) &&
+          isCount(m['hintTerm']) &&
+          optionalTrue(m['repairing'])
           ? null
           : 'appendResponse malformed';
       case 'heartbeat':
-        return isCount(m['commit']) && isCount(m['readSeq']) ? null : 'heartbeat malformed';
+        return isCount(m['commit']) && isCount(m['readSeq']) && optionalCount(m['repairBound'])
+          ? null
+          : 'heartbeat malformed';
       case 'heartbeatResponse':
-        return isCount(m['readSeq']) && (m['logEnd'] === undefined || isCount(m['logEnd']))
+        return isCount(m['readSeq']) && optionalCount(m['logEnd']) && optionalTrue(m['repairing'])
           ? null
           : 'heartbeatResponse malformed';
       case 'vote':

@@ -26,6 +26,8 @@ export class InProcessCluster {
   readonly fatals = new Map<number, unknown[]>();
   /** Group restarts (CairnNodeOptions.onGroupRestart), per node. */
   readonly restarts = new Map<number, GroupRestart['cause'][]>();
+  /** Wraps node `id`'s stores (a test's faults); none by default. */
+  wrapStores: (id: number, stores: StoreProvider) => StoreProvider = (_id, stores) => stores;
 
   constructor(
     readonly size: number,
@@ -102,7 +104,7 @@ export class InProcessCluster {
       random: seededRandom(id * 7919),
       transport: this.net.transport(id),
       core: this.core,
-      stores: this.stores(id),
+      stores: this.wrapStores(id, this.stores(id)),
       log: silentLogger(),
       onFatal: (err) => this.fatals.set(id, [...(this.fatals.get(id) ?? []), err]),
       onGroupRestart: (cause) => this.restarts.set(id, [...(this.restarts.get(id) ?? []), cause]),

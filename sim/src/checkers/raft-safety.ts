@@ -22,6 +22,8 @@
 //   storage durability     what storage reported durable (sync resolved: entries through
 //                          index i of term t, hard state term and vote) is there after a
 //                          restart, unless storage itself reports damage (DESIGN §6)
+//   repair completeness    a node that lost entries votes again only holding every entry
+//                          known committed when its repair began (checked as it ends)
 //
 // "Committed entries are never lost" follows from the last three; at the end of a run the
 // final check adds that every replica's committed log holds the committed entries.
@@ -388,6 +390,24 @@ export class RaftSafetyChecker {
         `group ${g}: node ${node} leads term ${term} but holds ${t === undefined ? 'no entry' : `an entry of term ${t}`} at committed index ${index} (term ${entryTerm})`,
       );
     }
+  }
+
+  /**
+   * A node finished repairing lost entries and votes again: its log (or the snapshot it
+   * holds) must have the entry at `floor`, the highest index known committed when the
+   * repair began — what the leader's repair bound stands for. Checked when the repair ends,
+   * not when the node next votes: a repair that ends early is a fault even if no election
+   * happens to use it.
+   */
+  checkRepaired(node: number, g: number, log: LogReader, floor: number): void {
+    const c = this.group(g).committed.get(floor);
+    if (c === undefined || floor < log.firstIndex() - 1) return; // nothing yet, or under its snapshot
+    const t = log.term(floor);
+    if (t !== c.term)
+      this.fail(
+        'repair-completeness',
+        `group ${g}: node ${node} finished repairing lost entries holding ${t === undefined ? 'no entry' : `an entry of term ${t}`} at index ${floor}, committed (term ${c.term}) before its repair began (its log ends at ${log.lastIndex()})`,
+      );
   }
 
   /**
