@@ -381,6 +381,12 @@ export class Nemesis {
    * replaced while the first node still re-syncs could take the only other copy of an
    * entry, or leave a group without a majority allowed to vote (an operator replaces one
    * machine at a time and waits for it to catch up).
+   *
+   * The groups judged are every group a member's disk holds (lastStores: opened by its
+   * latest process, kept across restarts until the disk goes), not only the ones open now:
+   * a node just restarted opens its partitions only once group 0 has re-applied the
+   * catalog, and a group open nowhere yet must not pass for a group with nothing to repair
+   * (simulator seed 20006: a second disk replaced while the first still re-synced).
    */
   private wipeIsSafe(): boolean {
     const w = this.w;
@@ -389,6 +395,7 @@ export class Nemesis {
     if (this.paused.size > 0 || members.some((id) => !w.cluster.get(id).up)) return false;
     const up = w.cluster.upNodes();
     const groups = new Set<number>();
+    for (const id of members) for (const g of w.cluster.get(id).lastStores.keys()) groups.add(g);
     for (const n of up) for (const g of n.stores.keys()) groups.add(g);
     for (const g of groups) {
       let leader: { term: number; voters: number[] } | undefined;
@@ -488,6 +495,9 @@ export class Nemesis {
         startAll();
         // Within the first few fsyncs of start-up, or a little later (group 0 open, a vote).
         await w.sleep(w.rng.next() * Math.max(0.05, syncMs * w.rng.pick([1, 5, 25])));
+        // The fault phase may have ended meanwhile: healAll() has run and no longer counts
+        // these nodes as down, so a power loss now would leave them down for good.
+        if (w.phase !== 'faults') break;
         lose();
       }
       await w.sleep(w.rng.exponential(w.options.tickMs));
@@ -518,6 +528,7 @@ export class Nemesis {
     w.sched.after(
       atUs,
       () => {
+        if (w.phase !== 'faults') return; // healAll() has run: the node stays up
         const mode = w.rng.pick(CRASH_MODES);
         w.cluster.powerLoss(id, mode);
         this.downFor(
