@@ -74,8 +74,11 @@ export class CairnClient {
     this.producer = new Producer(this.options, this.core, this.router, this.channels);
   }
 
+  /** A call's retry policy; close() ends its retries (with the caller's own signal, if any). */
   private policy(extra: Partial<CallPolicy> = {}): CallPolicy {
-    return { retryUnknown: true, deadline: Date.now() + this.options.retryTimeoutMs, ...extra };
+    const closing = this.closing.signal;
+    const signal = extra.signal === undefined ? closing : AbortSignal.any([extra.signal, closing]);
+    return { retryUnknown: true, deadline: Date.now() + this.options.retryTimeoutMs, ...extra, signal };
   }
 
   /**
@@ -186,14 +189,16 @@ export class CairnClient {
       decode: false,
     });
     const replica = o.linearizable ? 'leader' : (o.replica ?? 'leader');
+    const policy = this.policy({
+      deadline: Date.now() + this.options.retryTimeoutMs + maxWaitMs,
+      attemptTimeoutMs: this.options.requestTimeoutMs + maxWaitMs,
+      signal,
+    });
     const res = await this.router.call(
       { kind: 'partition', stream, partition, replica },
-      this.policy({
-        deadline: Date.now() + this.options.retryTimeoutMs + maxWaitMs,
-        attemptTimeoutMs: this.options.requestTimeoutMs + maxWaitMs,
-        signal,
-      }),
-      (address, timeoutMs) => this.channels.unary(address, StreamService, 'read', req, timeoutMs, signal),
+      policy,
+      (address, timeoutMs) =>
+        this.channels.unary(address, StreamService, 'read', req, timeoutMs, policy.signal),
     );
     const decoded = decodeBatches(this.core, res.batches, partition, o.offset, maxRecords);
     const serverNext = toNumber(res.nextOffset, 'next offset');

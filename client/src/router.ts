@@ -279,6 +279,7 @@ export class Router {
         return await attempt(address, timeoutMs);
       } catch (e) {
         const err = e instanceof CairnClientError ? e : new CairnClientError('INTERNAL', String(e));
+        if (policy.signal?.aborted) throw new CairnClientError('UNAVAILABLE', 'the call was aborted');
         const verdict = verdictOf(err, policy.retryUnknown);
         if (verdict === 'fail') throw err;
         if (err.fromServer) lastAnswer = err;

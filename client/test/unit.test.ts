@@ -2,6 +2,7 @@
 // verdicts, batch decoding of what a Read returns (hostile input included), the snapshot
 // stores, and a materialized view over a scripted log.
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create, toBinary } from '@bufbuild/protobuf';
@@ -12,6 +13,7 @@ import { createCore } from '../../core-wasm/src/index.js';
 import { Rng } from '../../core-wasm/test/rng.js';
 import { ErrorCode, ErrorDetailSchema } from '../../proto/gen/cairn/v1/cairn_pb.js';
 import { decodeBatches } from '../src/batches.js';
+import { CairnClient } from '../src/client.js';
 import { CairnClientError, ERROR_DETAIL_KEY, errorFromGrpc } from '../src/errors.js';
 import { materialize, type ViewContext } from '../src/materialize.js';
 import { resolveOptions } from '../src/options.js';
@@ -324,6 +326,37 @@ test('materialize: folds records in order past control batches, retries transien
   assert.is(other.state, 'abcd');
   assert.ok(warnings.some((w) => /it is of s\/0/.test(w)));
   await other.close();
+});
+
+test('close() ends calls that are retrying at once, with a typed error, not after retryTimeoutMs', async () => {
+  // Nothing listens on the port: every attempt is refused and the call would retry for 20 s.
+  const server = await new Promise<Server>((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => resolve(srv));
+  });
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  const client = new CairnClient({ servers: `127.0.0.1:${port}`, retryTimeoutMs: 20_000, core });
+  const started = Date.now();
+  const pending = [
+    client.read('s', 0, { offset: 0 }),
+    client.read('s', 0, { offset: 0, linearizable: true }),
+    client.describeStream('s'),
+  ].map((p) =>
+    p.then(
+      () => assert.unreachable('no server answered'),
+      (e: unknown) => e,
+    ),
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  await client.close();
+  const errors = await Promise.all(pending);
+  const took = Date.now() - started;
+  for (const e of errors) {
+    assert.instance(e, CairnClientError);
+    assert.is((e as CairnClientError).code, 'UNAVAILABLE');
+  }
+  assert.ok(took < 5_000, `the calls ended ${took} ms after they began, long after close()`);
 });
 
 test.run();
