@@ -96,6 +96,27 @@ test('placement prefers nodes the leader hears from, and falls back when too few
   assert.ok(moves[0]!.replicas.includes(4) || moves[0]!.replicas.includes(5), 'the replacement is live');
 });
 
+test('removal replaces rather than shrinks when the only free member is not live', () => {
+  // Simulator seed 60033: node 3 paused while node 2 was removed; s1/0 on [1,2,4] went to
+  // [1,4] and, once node 1's disk was lost, had no majority that could vote.
+  const s = MetadataState.bootstrap('c', [
+    ...members,
+    { id: 4, apiAddress: '127.0.0.1:7040', peerAddress: '127.0.0.1:7140' },
+  ]);
+  s.apply({
+    type: 'createStream',
+    name: 'x',
+    config: config(2, 3),
+    placement: [
+      [1, 2, 3],
+      [1, 2, 4],
+    ],
+  });
+  const moves = planRemoval(s, 2, (id) => id !== 3);
+  assert.equal([...moves[0]!.replicas].sort(), [1, 3, 4]);
+  assert.equal([...moves[1]!.replicas].sort(), [1, 3, 4]);
+});
+
 test('removal moves each partition of the leaving node to a node not already a replica', () => {
   const s = MetadataState.bootstrap('c', [
     ...members,

@@ -625,10 +625,15 @@ export class Nemesis {
         const id = spares[0]!;
         w.cluster.start(id);
         const span = w.timeline.faultStart('membership', `add node ${id}`, [id]);
-        const ok = await this.admin(`add node ${id}`, (n) => n.addNode(id, apiAddress(id), peerAddress(id)));
+        const outcome = await this.adminOutcome(`add node ${id}`, (n) =>
+          n.addNode(id, apiAddress(id), peerAddress(id)),
+        );
         // Even when the answer never came, the node may have been added: it runs and may vote.
-        void ok;
-        w.members.add(id);
+        // When every attempt was refused it was not, and counting it would let a later removal
+        // pass for one that leaves every partition a replacement (simulator seed 60033: two
+        // such "members" let node 3 go, and every partition shrank to two voters).
+        if (outcome === 'fail') w.cluster.crash(id);
+        else w.members.add(id);
         w.timeline.faultEnd(span);
       } else if (removable.length > 0 && members.length >= 3) {
         const id = w.rng.pick(removable);
@@ -663,7 +668,17 @@ export class Nemesis {
    * times; records it in the history. Resolves whether it succeeded.
    */
   async admin(what: string, fn: (n: CairnNode) => Promise<unknown>, attempts = 5): Promise<boolean> {
+    return (await this.adminOutcome(what, fn, attempts)) === 'ok';
+  }
+
+  /** As `admin`, telling a call every attempt of which was refused ('fail') from one that may have taken effect ('unknown'). */
+  async adminOutcome(
+    what: string,
+    fn: (n: CairnNode) => Promise<unknown>,
+    attempts = 5,
+  ): Promise<'ok' | 'unknown' | 'fail'> {
     const w = this.w;
+    let unknown = false;
     let node = w.randomMember();
     for (let attempt = 0; attempt < attempts && w.phase === 'faults'; attempt++) {
       const op = w.history.invoke({
@@ -680,16 +695,17 @@ export class Nemesis {
       if (r.kind === 'ok') {
         op.outcome = 'ok';
         w.timeline.op(op);
-        return true;
+        return 'ok';
       }
       op.outcome = outcomeUnknown(r) ? 'unknown' : 'fail';
+      if (op.outcome === 'unknown') unknown = true;
       op.error = r.kind === 'timeout' ? 'client timeout' : `${r.error.code}: ${r.error.message}`;
       w.timeline.op(op);
       const hint = r.kind === 'error' ? hintedNode(r.error) : 0;
       node = hint !== 0 ? hint : w.randomMember();
       await w.sleep(w.options.tickMs * 5);
     }
-    return false;
+    return unknown ? 'unknown' : 'fail';
   }
 
   /** Ends every fault: links back, processes resumed and restarted, read faults off, calm network. */

@@ -315,8 +315,11 @@ export function placeReplicas(
 
 /**
  * New replicas for every partition on `leaving`: the leaving node is replaced by the least
- * loaded (live, when `live` knows) active member not already a replica; when there is
- * none, the partition keeps its other replicas (it shrinks rather than failing the removal).
+ * loaded active member not already a replica, a live one (when `live` knows) if there is
+ * one for that partition; only when no active member is free does the partition keep its
+ * other replicas (it shrinks rather than failing the removal). A member that is merely not
+ * heard from right now still beats shrinking: a 3-replica group cut to two voters
+ * tolerates no failure (simulator seed 60033: the only free member was paused).
  */
 export function planRemoval(
   state: MetadataState,
@@ -327,15 +330,16 @@ export function planRemoval(
     .memberList()
     .filter((m) => m.state === 'active' && m.id !== leaving)
     .map((m) => m.id);
-  // Replacements must be able to catch up: live members first, any active one otherwise.
-  const alive = active.filter(live);
-  const candidates = alive.length > 0 ? alive : active;
   const load = replicaLoad(state);
   const moves: PartitionMove[] = [];
   for (const s of state.streamList()) {
     s.partitions.forEach((p, i) => {
       if (!p.replicas.includes(leaving)) return;
-      const free = candidates.filter((id) => !p.replicas.includes(id));
+      // Replacements must be able to catch up: live members first, any active one otherwise
+      // — judged per partition, since a member live elsewhere may already be a replica here.
+      const anyFree = active.filter((id) => !p.replicas.includes(id));
+      const liveFree = anyFree.filter(live);
+      const free = liveFree.length > 0 ? liveFree : anyFree;
       const replicas = p.replicas.filter((id) => id !== leaving);
       if (free.length > 0) {
         const pick = leastLoaded(free, load);
