@@ -1,5 +1,6 @@
 // The peer transport's check of Raft messages, for the fields of a lost-entries repair: a
-// follower asks for a repair bound (`repairing`), the leader sends one (`repairBound`).
+// follower asks for a repair bound (`repairing`, with its token), the leader sends one
+// (`repairBound`, `repairToken`).
 // Well-formed messages pass; anything else is refused with a reason, never handed to Raft.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -24,13 +25,13 @@ test('repair fields: present and well formed, or absent', () => {
   for (const m of [
     append,
     { ...append, repairBound: 0 },
-    { ...append, repairBound: 17 },
+    { ...append, repairBound: 17, repairToken: 12345 },
     heartbeat,
-    { ...heartbeat, repairBound: 17 },
+    { ...heartbeat, repairBound: 17, repairToken: 1 },
     appendResponse,
-    { ...appendResponse, repairing: true },
+    { ...appendResponse, repairing: 12345 },
     heartbeatResponse,
-    { ...heartbeatResponse, repairing: true, logEnd: 2 },
+    { ...heartbeatResponse, repairing: 1, logEnd: 2 },
   ])
     assert.is(validate(m), null, JSON.stringify(m));
 });
@@ -42,8 +43,11 @@ test('repair fields: any other value is refused with a reason', () => {
     { ...append, repairBound: '17' },
     { ...heartbeat, repairBound: Number.MAX_SAFE_INTEGER + 2 },
     { ...heartbeat, repairBound: null },
-    { ...appendResponse, repairing: false },
-    { ...appendResponse, repairing: 1 },
+    { ...append, repairBound: 17, repairToken: -3 },
+    { ...heartbeat, repairBound: 17, repairToken: 'x' },
+    { ...appendResponse, repairing: true },
+    { ...appendResponse, repairing: 0 },
+    { ...appendResponse, repairing: 1.5 },
     { ...heartbeatResponse, repairing: 'yes' },
   ]) {
     const why = validate(m);

@@ -24,6 +24,8 @@ export interface AppendMessage extends Envelope {
   commit: number;
   /** To a follower repairing lost entries: how far it must hold our log before it votes again. */
   repairBound?: number;
+  /** With repairBound: the follower's `repairing` token it answers (a bound for an earlier loss is not one). */
+  repairToken?: number;
 }
 
 /** The answer to an append (or to a completed snapshot install). */
@@ -41,9 +43,10 @@ export interface AppendResponse extends Envelope {
   hintTerm: number;
   /**
    * The follower is repairing lost entries (DESIGN §6) and has no repair bound from this
-   * leader yet: what it acknowledged before may be gone.
+   * leader yet: what it acknowledged before may be gone. A token drawn at each loss (> 0),
+   * which the bound must carry back.
    */
-  repairing?: true;
+  repairing?: number;
 }
 
 /** Leader liveness and ReadIndex confirmation (thesis §6.4). */
@@ -53,8 +56,9 @@ export interface HeartbeatMessage extends Envelope {
   commit: number;
   /** The leader's latest read round; echoed back to confirm leadership for reads up to it. */
   readSeq: number;
-  /** As AppendMessage.repairBound. */
+  /** As AppendMessage.repairBound and repairToken. */
   repairBound?: number;
+  repairToken?: number;
 }
 
 export interface HeartbeatResponse extends Envelope {
@@ -68,7 +72,7 @@ export interface HeartbeatResponse extends Envelope {
    */
   logEnd?: number;
   /** As AppendResponse.repairing. */
-  repairing?: true;
+  repairing?: number;
 }
 
 /** RequestVote (Raft §5.2), or a pre-vote (thesis §9.6) when `pre`. */

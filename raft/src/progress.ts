@@ -102,6 +102,8 @@ export class Progress {
    * asking; 0 otherwise.
    */
   repairBound = 0;
+  /** The member's token for that request (AppendResponse.repairing). */
+  repairToken = 0;
   readonly inflights: Inflights;
 
   constructor(

@@ -178,6 +178,12 @@ export class RaftCore {
    * it has sent one. Each term's leader gives its own.
    */
   private repairBound = 0;
+  /**
+   * Drawn at each loss of entries: our answers carry it while we ask for a bound, and only a
+   * bound carrying it back is taken — one the leader made for an earlier loss (before a
+   * restart, or before damage found since) does not cover what we acknowledged after it.
+   */
+  private repairToken = 0;
   private repairedPast: number | undefined;
 
   // ---- apply flow control: (lastIndex, bytes) of handed-out batches not yet applied ----
@@ -258,6 +264,7 @@ export class RaftCore {
       const x = init.lostEntries.lastIndexBeforeRepair;
       check(isCount(x), 'invalidConfig', 'lostEntries.lastIndexBeforeRepair must be an integer ≥ 0');
       this.recoveringUntil = x;
+      this.repairToken = this.drawRepairToken();
     }
     if (init.partialSnapshot) {
       const p = init.partialSnapshot;
@@ -549,6 +556,7 @@ export class RaftCore {
     this.leaderMatched = Math.min(this.leaderMatched, this.log.lastIndex());
     // What we acknowledged since the leader's bound may be gone too: ask for a new one.
     this.repairBound = 0;
+    this.repairToken = this.drawRepairToken();
     if (this.role !== 'follower') this.becomeFollower(this.term, 0);
     this.checkRepair();
   }
@@ -946,7 +954,7 @@ export class RaftCore {
   /** §5.3: the consistency check, then append, truncating a conflicting suffix. */
   private handleAppend(m: AppendMessage): void {
     const log = this.log;
-    this.takeRepairBound(m.repairBound);
+    this.takeRepairBound(m.repairBound, m.repairToken);
     // While an install is being confirmed the log already starts after the snapshot point:
     // appends continue from there (only applying waits for snapshotInstalled()).
     if (m.prevIndex < log.committed) {
@@ -981,7 +989,7 @@ export class RaftCore {
   }
 
   private handleHeartbeat(m: HeartbeatMessage): void {
-    this.takeRepairBound(m.repairBound);
+    this.takeRepairBound(m.repairBound, m.repairToken);
     // The leader sends min(our match, its commit): an index we hold and that matches.
     const last = this.log.lastIndex();
     this.commitTo(Math.min(m.commit, last));
@@ -993,7 +1001,7 @@ export class RaftCore {
       readSeq: m.readSeq,
     };
     if (m.commit > last) resp.logEnd = last;
-    if (this.needsRepairBound()) resp.repairing = true;
+    if (this.needsRepairBound()) resp.repairing = this.repairToken;
     this.send(resp);
     this.checkRepair();
   }
@@ -1004,8 +1012,13 @@ export class RaftCore {
   }
 
   /** A repair bound from the current leader (see checkRepair). */
-  private takeRepairBound(bound: number | undefined): void {
-    if (bound !== undefined && this.recoveringUntil !== 0 && bound > this.repairBound)
+  private takeRepairBound(bound: number | undefined, token: number | undefined): void {
+    if (
+      bound !== undefined &&
+      this.recoveringUntil !== 0 &&
+      token === this.repairToken &&
+      bound > this.repairBound
+    )
       this.repairBound = bound;
   }
 
@@ -1081,7 +1094,7 @@ export class RaftCore {
         if (!pr) return;
         pr.recentActive = true;
         pr.probeSent = false;
-        this.noteRepairing(pr, m.repairing === true);
+        this.noteRepairing(pr, m.repairing);
         // A full pipeline whose messages were lost would wait forever: let one append through.
         if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
         // The follower's log ends below what it acknowledged to us: it lost entries (a
@@ -1114,11 +1127,13 @@ export class RaftCore {
    * asking — it votes again only once it holds our log through it (checkRepair). From here
    * on only its answers raise its match again.
    */
-  private noteRepairing(pr: Progress, repairing: boolean): void {
-    if (!repairing) {
+  private noteRepairing(pr: Progress, repairing: number | undefined): void {
+    if (repairing === undefined) {
       pr.repairBound = 0;
+      pr.repairToken = 0;
       return;
     }
+    pr.repairToken = repairing;
     if (pr.state === 'snapshot') pr.match = 0;
     else if (pr.match > 0) pr.lostEntries(Math.min(pr.match, this.log.committed));
     pr.repairBound = this.log.lastIndex();
@@ -1130,7 +1145,7 @@ export class RaftCore {
     // No correct follower acknowledges past our log in our term: ignore rather than trust it.
     if (!pr || (!m.reject && m.index > this.log.lastIndex())) return;
     pr.recentActive = true;
-    this.noteRepairing(pr, m.repairing === true);
+    this.noteRepairing(pr, m.repairing);
     if (m.reject) {
       if (pr.state === 'snapshot') return;
       // The follower's hint (hintIndex, hintTerm): skip our entries of terms it cannot have.
@@ -1362,7 +1377,10 @@ export class RaftCore {
       entries,
       commit: this.log.committed,
     };
-    if (pr.repairBound !== 0) msg.repairBound = pr.repairBound;
+    if (pr.repairBound !== 0) {
+      msg.repairBound = pr.repairBound;
+      msg.repairToken = pr.repairToken;
+    }
     pr.sentCommit = this.log.committed;
     pr.forceAppend = false;
     if (pr.state === 'replicate') {
@@ -1425,7 +1443,10 @@ export class RaftCore {
         commit: Math.min(pr.match, this.log.committed),
         readSeq: this.readSeq,
       };
-      if (pr.repairBound !== 0) msg.repairBound = pr.repairBound;
+      if (pr.repairBound !== 0) {
+        msg.repairBound = pr.repairBound;
+        msg.repairToken = pr.repairToken;
+      }
       this.msgsNow.push(msg);
     }
   }
@@ -1494,6 +1515,10 @@ export class RaftCore {
    * because a leader elected without our vote holds every committed entry. Our own last
    * index before the loss (recoveringUntil) is no bound: a wiped disk does not know it.
    */
+  private drawRepairToken(): number {
+    return 1 + Math.floor(this.random() * 0x7fff_ffff);
+  }
+
   private checkRepair(): void {
     const x = this.recoveringUntil;
     const b = this.repairBound;
@@ -1526,7 +1551,7 @@ export class RaftCore {
       hintIndex,
       hintTerm,
     };
-    if (this.needsRepairBound()) m.repairing = true;
+    if (this.needsRepairBound()) m.repairing = this.repairToken;
     return m;
   }
 

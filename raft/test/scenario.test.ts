@@ -714,6 +714,64 @@ test('a leader stops counting the acknowledgements a follower lost once it asks 
   assert.is(c.core(2).status().recoveringUntil, 0);
 });
 
+test('a bound the leader made for an earlier loss does not end a later repair (its token differs)', () => {
+  // Found by the simulator (seed 90158): a follower lost entries, asked for a bound and
+  // restarted with another loss before the leader heard it was done; the leader still sent
+  // the first bound, and the new repair ended with committed entries missing.
+  const c = new Cluster({ ids: [1, 2, 3], options: { maxSizePerMsgBytes: 1 } });
+  c.elect(1);
+  c.propose(1, 'aa');
+  c.stabilize();
+  const n2 = c.node(2);
+  const lose = () => {
+    const last = n2.disk.lastIndex();
+    n2.crash();
+    n2.disk.truncate(2);
+    n2.restart(last);
+  };
+  lose();
+  // Node 2 asks for a bound; the leader makes one, and nothing reaches node 2 after that.
+  c.tick([1]);
+  c.tick([1]);
+  c.processReadies();
+  c.deliverAll(); // the leader's heartbeat to node 2
+  c.processReadies();
+  c.deliverAll(); // node 2's answer, asking
+  c.filter = (m) => m.to !== 2;
+  c.propose(1, 'bb', 'cc');
+  c.stabilize();
+  const committed = c.core(1).commitIndex;
+  assert.ok(committed >= 4, 'committed with node 3');
+  // Node 2 loses entries again; it now gets the leader's messages, but entries only up to 2
+  // (a probe past its log still reaches it, for the leader to find where it is).
+  lose();
+  c.filter = (m) =>
+    !(
+      m.to === 2 &&
+      m.type === 'append' &&
+      m.entries.length > 0 &&
+      m.entries.at(-1)!.index > 2 &&
+      c.core(2).lastIndex >= 2
+    );
+  for (let i = 0; i < 3 * T; i++) {
+    c.tick([1]);
+    c.stabilize();
+  }
+  assert.is(c.core(2).lastIndex, 2);
+  assert.is.not(
+    c.core(2).status().recoveringUntil,
+    0,
+    `still repairing: it lacks committed entries up to ${committed}`,
+  );
+  c.heal();
+  for (let i = 0; i < 3 * T; i++) {
+    c.tick([1]);
+    c.stabilize();
+  }
+  assert.is(c.core(2).status().recoveringUntil, 0);
+  assert.ok(c.core(2).lastIndex >= committed);
+});
+
 test('a 21-voter cluster elects, commits and tolerates 10 failures', () => {
   const ids = Array.from({ length: 21 }, (_, i) => i + 1);
   const c = new Cluster({ ids });

@@ -13,8 +13,8 @@ const isId = (v: unknown): v is number => isCount(v) && v > 0;
 const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
 /** An optional field: absent, or a count. */
 const optionalCount = (v: unknown): boolean => v === undefined || isCount(v);
-/** An optional flag: absent, or true (never false: absent says no). */
-const optionalTrue = (v: unknown): boolean => v === undefined || v === true;
+/** An optional token: absent, or a count above 0. */
+const optionalToken = (v: unknown): boolean => v === undefined || (isCount(v) && v > 0);
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -70,7 +70,8 @@ export function raftMessageValidator(core: Core, maxEntriesPerMessage = 1 << 20)
           !isCount(m['prevIndex']) ||
           !isCount(m['prevTerm']) ||
           !isCount(m['commit']) ||
-          !optionalCount(m['repairBound'])
+          !optionalCount(m['repairBound']) ||
+          !optionalCount(m['repairToken'])
         )
           return 'append indexes malformed';
         const entries = m['entries'];
@@ -87,15 +88,18 @@ export function raftMessageValidator(core: Core, maxEntriesPerMessage = 1 << 20)
           isBool(m['reject']) &&
           isCount(m['hintIndex']) &&
           isCount(m['hintTerm']) &&
-          optionalTrue(m['repairing'])
+          optionalToken(m['repairing'])
           ? null
           : 'appendResponse malformed';
       case 'heartbeat':
-        return isCount(m['commit']) && isCount(m['readSeq']) && optionalCount(m['repairBound'])
+        return isCount(m['commit']) &&
+          isCount(m['readSeq']) &&
+          optionalCount(m['repairBound']) &&
+          optionalCount(m['repairToken'])
           ? null
           : 'heartbeat malformed';
       case 'heartbeatResponse':
-        return isCount(m['readSeq']) && optionalCount(m['logEnd']) && optionalTrue(m['repairing'])
+        return isCount(m['readSeq']) && optionalCount(m['logEnd']) && optionalToken(m['repairing'])
           ? null
           : 'heartbeatResponse malformed';
       case 'vote':
