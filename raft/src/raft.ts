@@ -105,6 +105,13 @@ export interface RaftStatus {
   recoveringUntil: number;
 }
 
+/** A follower repairing lost entries gets its bound, with its token, on appends and heartbeats. */
+function withRepairBound(msg: AppendMessage | HeartbeatMessage, pr: Progress): void {
+  if (pr.repairBound === 0) return;
+  msg.repairBound = pr.repairBound;
+  msg.repairToken = pr.repairToken;
+}
+
 /** Shared empty lists handed out in place of new ones; frozen so no caller can fill them. */
 const EMPTY: readonly never[] = Object.freeze([]);
 const EMPTY_ENTRIES: readonly Entry[] = EMPTY;
@@ -546,9 +553,10 @@ export class RaftCore {
   /**
    * Storage found it may have lost entries this node acknowledged; its last index before the
    * repair was `lastIndexBeforeRepair`. Until it has caught up from a leader through the
-   * bound that leader gives it, it neither votes nor campaigns (DESIGN §6). A leader or candidate steps down. Storage
-   * that must cut its log to repair it does so while the core is down and passes
-   * RaftInit.lostEntries instead (the log never changes behind a running core's back).
+   * bound that leader gives it, it neither votes nor campaigns (DESIGN §6). A leader or
+   * candidate steps down. Storage that must cut its log to repair it does so while the
+   * core is down and passes RaftInit.lostEntries instead (the log never changes behind a
+   * running core's back).
    */
   reportLostEntries(lastIndexBeforeRepair: number): void {
     check(isCount(lastIndexBeforeRepair), 'invalidInput', 'lastIndexBeforeRepair must be an integer ≥ 0');
@@ -1377,10 +1385,7 @@ export class RaftCore {
       entries,
       commit: this.log.committed,
     };
-    if (pr.repairBound !== 0) {
-      msg.repairBound = pr.repairBound;
-      msg.repairToken = pr.repairToken;
-    }
+    withRepairBound(msg, pr);
     pr.sentCommit = this.log.committed;
     pr.forceAppend = false;
     if (pr.state === 'replicate') {
@@ -1443,10 +1448,7 @@ export class RaftCore {
         commit: Math.min(pr.match, this.log.committed),
         readSeq: this.readSeq,
       };
-      if (pr.repairBound !== 0) {
-        msg.repairBound = pr.repairBound;
-        msg.repairToken = pr.repairToken;
-      }
+      withRepairBound(msg, pr);
       this.msgsNow.push(msg);
     }
   }
@@ -1506,6 +1508,11 @@ export class RaftCore {
     );
   }
 
+  /** A new repair token (> 0) for a loss of entries (see repairToken). */
+  private drawRepairToken(): number {
+    return 1 + Math.floor(this.random() * 0x7fff_ffff);
+  }
+
   /**
    * The repair is done once we hold, durably and matching, the current leader's log
    * through the bound it gave us: its last index when it learned of the repair, after it
@@ -1515,10 +1522,6 @@ export class RaftCore {
    * because a leader elected without our vote holds every committed entry. Our own last
    * index before the loss (recoveringUntil) is no bound: a wiped disk does not know it.
    */
-  private drawRepairToken(): number {
-    return 1 + Math.floor(this.random() * 0x7fff_ffff);
-  }
-
   private checkRepair(): void {
     const x = this.recoveringUntil;
     const b = this.repairBound;

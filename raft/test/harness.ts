@@ -109,6 +109,29 @@ export class TestNode {
     this.start(lostEntries);
   }
 
+  /**
+   * Storage loses the log from `from` on, acknowledged or not: the node restarts repairing,
+   * its last index before the loss as the driver's record of it. Returns that index.
+   */
+  loseTail(from: number): number {
+    const last = this.disk.lastIndex();
+    this.crash();
+    this.disk.truncate(from);
+    this.restart(last);
+    return last;
+  }
+
+  /**
+   * The disk is replaced by an empty one: the node restarts repairing, by default with the
+   * marker's 1, as a rejoining node does (nothing says how far its log was).
+   */
+  wipe(lastIndexBeforeRepair = 1): void {
+    this.crash();
+    this.disk = new MemoryLog();
+    this.diskHard = { term: 0, vote: 0, commit: 0 };
+    this.restart(lastIndexBeforeRepair);
+  }
+
   /** Takes and carries out one Ready, as ready.ts says. */
   processReady(): Ready | undefined {
     if (!this.alive || !this.core.hasReady()) return undefined;
@@ -321,6 +344,14 @@ export class Cluster {
       if (readies === 0 && msgs === 0) return;
     }
     throw new Error('cluster did not stabilize');
+  }
+
+  /** `n` rounds of a tick (of `ids`, or every node) and a stabilize. */
+  ticks(n: number, ids?: NodeId[]): void {
+    for (let i = 0; i < n; i++) {
+      this.tick(ids);
+      this.stabilize();
+    }
   }
 
   tick(ids?: NodeId[]): void {

@@ -784,10 +784,7 @@ test('thesis §3.10 proposals are refused during a transfer, and accepted again 
   assert.ok(c.core(1).transferLeadership(3).ok);
   const r = c.propose(1, 'b');
   assert.is(r.ok ? '' : r.reason, 'transferring');
-  for (let i = 0; i < T; i++) {
-    c.tick([1]);
-    c.stabilize();
-  }
+  c.ticks(T, [1]);
   assert.is(c.core(1).currentRole, 'leader');
   assert.ok(c.propose(1, 'c').ok, 'transfer abandoned after an election timeout');
 });
@@ -849,10 +846,7 @@ test('thesis §6.2 a leader that hears from a quorum keeps leading', () => {
   const c = new Cluster({ ids: [1, 2, 3], options: { checkQuorum: true } });
   c.elect(1);
   c.partition([1, 2], [3]);
-  for (let i = 0; i < 5 * T; i++) {
-    c.tick([1]);
-    c.stabilize();
-  }
+  c.ticks(5 * T, [1]);
   assert.is(c.core(1).currentRole, 'leader');
 });
 

@@ -141,18 +141,12 @@ test('dueling candidates: the one with the up-to-date log wins; the loser cannot
   for (let i = 0; i < 2 * T; i++) c.tick([3]);
   c.stabilize();
   assert.not.equal(c.core(3).currentRole, 'leader');
-  for (let i = 0; i < 10 * T; i++) {
-    c.tick();
-    c.stabilize();
-  }
+  c.ticks(10 * T);
   const l = c.leader();
   assert.ok(l === 1 || l === 2, `leader ${l}`);
   assert.not.ok([...c.leadersByTerm.values()].includes(3), 'the stale candidate never led');
   c.propose(l, 'x');
-  for (let i = 0; i < 3; i++) {
-    c.tick([l]);
-    c.stabilize();
-  }
+  c.ticks(3, [l]);
   for (const id of [1, 2, 3]) assert.equal(terms(c, id), terms(c, l));
 });
 
@@ -161,10 +155,7 @@ test('dueling pre-candidates: with PreVote neither raises its term until one can
   c.elect(1);
   const term = c.core(1).currentTerm;
   c.partition([1, 2], [3]);
-  for (let i = 0; i < 10 * T; i++) {
-    c.tick([3]);
-    c.stabilize();
-  }
+  c.ticks(10 * T, [3]);
   assert.is(c.core(3).currentTerm, term, 'the isolated node never raised its term');
   c.heal();
   c.tick([1]);
@@ -182,20 +173,14 @@ test('partitioned leader: CheckQuorum makes it step down, the majority elects an
   c.stabilize();
   c.partition([1, 2], [3, 4, 5]);
   c.propose(1, 'lost');
-  for (let i = 0; i < 4 * T; i++) {
-    c.tick();
-    c.stabilize();
-  }
+  c.ticks(4 * T);
   assert.not.equal(c.core(1).currentRole, 'leader', 'CheckQuorum: the minority leader stepped down');
   const l = c.leader();
   assert.ok([3, 4, 5].includes(l));
   c.propose(l, 'after');
   c.stabilize();
   c.heal();
-  for (let i = 0; i < 3 * T; i++) {
-    c.tick();
-    c.stabilize();
-  }
+  c.ticks(3 * T);
   const final = c.leader();
   for (const id of [1, 2, 3, 4, 5]) {
     const applied = [...c.node(id).applied.values()].map(text);
@@ -216,10 +201,7 @@ test('a rejoining partitioned follower does not disrupt the leader (PreVote), an
     c.stabilize();
   }
   c.heal();
-  for (let i = 0; i < 2 * T; i++) {
-    c.tick();
-    c.stabilize();
-  }
+  c.ticks(2 * T);
   assert.is(c.leader(), 1);
   assert.is(c.core(1).currentTerm, term);
   assert.equal(terms(c, 3), terms(c, 1));
@@ -239,10 +221,7 @@ test('leader removal: it commits its removal, steps down, hands off with Timeout
   assert.ok(l === 2 || l === 3, 'a new leader without waiting for an election timeout');
   const term = c.core(l).currentTerm;
   c.propose(l, 'y');
-  for (let i = 0; i < 10 * T; i++) {
-    c.tick();
-    c.stabilize();
-  }
+  c.ticks(10 * T);
   assert.is(c.leader(), l);
   assert.is(c.core(l).currentTerm, term, 'the removed node did not raise the term');
   assert.equal(c.core(l).status().conf, { voters: [2, 3], learners: [] });
@@ -260,10 +239,7 @@ test('a leader that loses leadership before its self-removal commits campaigns a
   // The self-removal reaches no one: only node 1 holds it, and CheckQuorum unseats it.
   c.partition([1], [2, 3]);
   assert.ok(c.core(1).proposeConfChange({ type: 'remove', node: 1 }).ok);
-  for (let i = 0; i < 3 * T; i++) {
-    c.tick([1, 2]);
-    c.stabilize();
-  }
+  c.ticks(3 * T, [1, 2]);
   assert.not.equal(c.core(1).currentRole, 'leader');
   c.heal();
   // Node 2 needs node 1's vote, which it cannot get (node 1's log is longer); node 1, a voter
@@ -285,10 +261,7 @@ test('a removed follower that never learns of its removal cannot disrupt the clu
   c.stabilize();
   c.heal();
   const term = c.core(1).currentTerm;
-  for (let i = 0; i < 20 * T; i++) {
-    c.tick();
-    c.stabilize();
-  }
+  c.ticks(20 * T);
   assert.is(c.leader(), 1);
   assert.is(c.core(1).currentTerm, term);
 });
@@ -396,10 +369,7 @@ test('snapshot transfer survives a follower that stops answering: the leader res
   // Every chunk is lost for a while: the transfer must not stay paused.
   c.heal();
   c.filter = (m) => m.type !== 'snapshotChunk';
-  for (let i = 0; i < 3 * T; i++) {
-    c.tick([1]);
-    c.stabilize();
-  }
+  c.ticks(3 * T, [1]);
   assert.is(
     c
       .core(1)
@@ -584,16 +554,10 @@ test('lost acknowledged entries: the node neither votes nor campaigns until repa
   const committed = c.core(1).commitIndex;
   // Node 2's storage loses the tail it acknowledged; node 1 dies.
   const n2 = c.node(2);
-  const lastBefore = n2.disk.lastIndex();
-  n2.crash();
-  n2.disk.truncate(2);
-  n2.restart(lastBefore);
+  const lastBefore = n2.loseTail(2);
   c.node(1).crash();
   c.heal();
-  for (let i = 0; i < 10 * T; i++) {
-    c.tick();
-    c.stabilize();
-  }
+  c.ticks(10 * T);
   assert.is(c.leader(), 0, 'without node 2 voting, node 3 (missing the entry) cannot win');
   assert.not.equal(c.core(2).currentRole, 'candidate');
   c.node(1).restart();
@@ -616,28 +580,12 @@ test('a follower that lost its whole log is re-sent it by heartbeats alone, with
   assert.is(c.core(3).lastIndex, last);
   // Node 3's disk is wiped (it rejoins knowing it lost what it acknowledged); the group is idle.
   const n3 = c.node(3);
-  n3.crash();
-  n3.disk = new MemoryLog();
-  n3.diskHard = { term: 0, vote: 0, commit: 0 };
-  n3.restart(last);
-  for (let i = 0; i < 3 * T; i++) {
-    c.tick();
-    c.stabilize();
-  }
+  n3.wipe(last);
+  c.ticks(3 * T);
   assert.is(c.core(3).lastIndex, last, 'the leader probed it again and re-sent the log');
   assert.is(c.core(3).status().recoveringUntil, 0, 'and its repair is complete');
   assert.is(text(n3.applied.get(last)), 'c');
 });
-
-/** Replaces node `id`'s disk by an empty one; it restarts knowing it lost entries, not how many. */
-function wipe(c: Cluster, id: number): void {
-  const n = c.node(id);
-  n.crash();
-  n.disk = new MemoryLog();
-  n.diskHard = { term: 0, vote: 0, commit: 0 };
-  // A node rejoining on an empty disk marks its groups with 1: nothing says how far it was.
-  n.restart(1);
-}
 
 test('a wiped node votes again only once it holds the leader log through the bound the leader gave it', () => {
   // Found by the simulator (seed 1014): a rejoined node's repair ended once it held entry 1
@@ -650,24 +598,18 @@ test('a wiped node votes again only once it holds the leader log through the bou
   c.stabilize();
   const committed = c.core(1).commitIndex;
   assert.is(c.core(3).lastIndex, 1, 'node 3 holds only the no-op');
-  wipe(c, 2);
+  c.node(2).wipe(); // it knows it lost entries, not how many
   // Node 3 stays cut off; node 2 gets only the leader's first entry before the leader dies.
   c.filter = (m) =>
     m.to !== 3 &&
     m.from !== 3 &&
     !(m.to === 2 && m.type === 'append' && m.entries.length > 0 && m.entries.at(-1)!.index > 1);
-  for (let i = 0; i < 2 * T; i++) {
-    c.tick([1]);
-    c.stabilize();
-  }
+  c.ticks(2 * T, [1]);
   assert.is(c.core(2).lastIndex, 1);
   assert.is.not(c.core(2).status().recoveringUntil, 0, 'holding entry 1 is not the end of the repair');
   c.node(1).crash();
   c.heal();
-  for (let i = 0; i < 10 * T; i++) {
-    c.tick();
-    c.stabilize();
-  }
+  c.ticks(10 * T);
   assert.is(c.leader(), 0, 'node 3, without the committed entries, cannot win with node 2');
   c.node(1).restart();
   assert.is(c.electLeader(), 1);
@@ -689,16 +631,11 @@ test('a leader stops counting the acknowledgements a follower lost once it asks 
   // Node 2's disk loses them (damage); it restarts repairing. Its log still reaches the
   // heartbeats' commit, so only its request for a bound tells the leader.
   const n2 = c.node(2);
-  n2.crash();
-  n2.disk.truncate(2);
-  n2.restart(acked);
+  n2.loseTail(2);
   // Node 2 hears the leader but gets no entries; node 3 is reachable again.
   const noEntriesTo2 = (m: Message) => !(m.to === 2 && m.type === 'append' && m.entries.length > 0);
   c.filter = (m) => noEntriesTo2(m) && ![4, 5].includes(m.to) && ![4, 5].includes(m.from);
-  for (let i = 0; i < 3 * T; i++) {
-    c.tick([1]);
-    c.stabilize();
-  }
+  c.ticks(3 * T, [1]);
   assert.is(c.core(3).lastIndex, 3, 'node 3 acknowledged entries 2 and 3');
   assert.is(
     c.core(1).commitIndex,
@@ -706,10 +643,7 @@ test('a leader stops counting the acknowledgements a follower lost once it asks 
     "they are on 2 of 5 nodes: node 2's old acknowledgement no longer counts",
   );
   c.heal();
-  for (let i = 0; i < 3 * T; i++) {
-    c.tick([1]);
-    c.stabilize();
-  }
+  c.ticks(3 * T, [1]);
   assert.is(c.core(1).commitIndex, 3, 'committed once re-sent to node 2');
   assert.is(c.core(2).status().recoveringUntil, 0);
 });
@@ -723,13 +657,7 @@ test('a bound the leader made for an earlier loss does not end a later repair (i
   c.propose(1, 'aa');
   c.stabilize();
   const n2 = c.node(2);
-  const lose = () => {
-    const last = n2.disk.lastIndex();
-    n2.crash();
-    n2.disk.truncate(2);
-    n2.restart(last);
-  };
-  lose();
+  n2.loseTail(2);
   // Node 2 asks for a bound; the leader makes one, and nothing reaches node 2 after that.
   c.tick([1]);
   c.tick([1]);
@@ -744,7 +672,7 @@ test('a bound the leader made for an earlier loss does not end a later repair (i
   assert.ok(committed >= 4, 'committed with node 3');
   // Node 2 loses entries again; it now gets the leader's messages, but entries only up to 2
   // (a probe past its log still reaches it, for the leader to find where it is).
-  lose();
+  n2.loseTail(2);
   c.filter = (m) =>
     !(
       m.to === 2 &&
@@ -753,10 +681,7 @@ test('a bound the leader made for an earlier loss does not end a later repair (i
       m.entries.at(-1)!.index > 2 &&
       c.core(2).lastIndex >= 2
     );
-  for (let i = 0; i < 3 * T; i++) {
-    c.tick([1]);
-    c.stabilize();
-  }
+  c.ticks(3 * T, [1]);
   assert.is(c.core(2).lastIndex, 2);
   assert.is.not(
     c.core(2).status().recoveringUntil,
@@ -764,10 +689,7 @@ test('a bound the leader made for an earlier loss does not end a later repair (i
     `still repairing: it lacks committed entries up to ${committed}`,
   );
   c.heal();
-  for (let i = 0; i < 3 * T; i++) {
-    c.tick([1]);
-    c.stabilize();
-  }
+  c.ticks(3 * T, [1]);
   assert.is(c.core(2).status().recoveringUntil, 0);
   assert.ok(c.core(2).lastIndex >= committed);
 });

@@ -92,16 +92,6 @@ export class SimCluster {
   /** Per (node, group) leader: the log position its configuration was last read at. */
   private readonly leaderLogKey = new Map<number, number>();
   private readonly leaderVoters = new Map<number, number[]>();
-  /**
-   * A node refused its data directory (IdentityError): returns whether the operator moved
-   * the directory away, so that the node rejoins. By default a violation: a node's own
-   * identity file must survive every crash (the run allows it for rotting disks).
-   */
-  onIdentityError = (id: number, err: IdentityError): boolean => {
-    this.sched.fail('node-start', `node ${id} refused its own data directory: ${err.message}`);
-    return false;
-  };
-
   constructor(
     private readonly sched: Scheduler,
     private readonly net: SimNetwork,
@@ -114,6 +104,8 @@ export class SimCluster {
     private readonly timeline: Timeline,
     /** Slots taken out of the cluster for good: never restarted. */
     private readonly removed: ReadonlySet<number>,
+    /** Slots whose disks had bits flipped: their identity file may rot too. */
+    private readonly corrupted: ReadonlySet<number>,
   ) {
     this.initial = [...initial];
     for (const s of slots) {
@@ -228,11 +220,14 @@ export class SimCluster {
             this.note(id, 'start-failed', message);
             this.kill(n, inc);
             if (err instanceof IdentityError) {
-              // What an operator does next: the directory is refused for good, so it is
-              // moved away and the node rejoins, re-synced from the cluster. Only a disk that
-              // rots may get here; on any other, identity.ts lost its own durable write.
-              if (this.onIdentityError(id, err)) this.superviseRestart(n);
-              return;
+              // Only a disk that rots may get here; on any other, identity.ts lost its own
+              // durable write. Then the operator does what the error says: moves the
+              // directory away, and the node rejoins, re-synced from the cluster.
+              if (!this.corrupted.has(id)) {
+                this.sched.fail('node-start', `node ${id} refused its own data directory: ${message}`);
+                return;
+              }
+              this.wipe(id);
             }
             this.superviseRestart(n);
           },

@@ -222,11 +222,7 @@ export class Nemesis {
         const mode: CrashMode = w.rng.pick(CRASH_MODES);
         const span = w.timeline.faultStart('power-loss-all', mode, members);
         for (const id of members) w.cluster.powerLoss(id, mode);
-        for (const id of members) {
-          const prev = this.down.get(id);
-          if (prev !== undefined) w.timeline.faultEnd(prev);
-          this.down.set(id, span);
-        }
+        for (const id of members) this.claimDown(id, span);
         const restartAll = async () => {
           await w.sleep(d);
           for (const id of members) {
@@ -360,12 +356,17 @@ export class Nemesis {
     this.topology = null;
   }
 
+  /** Node `id` is down under `span` now: an earlier fault that had it down ends here (only `span` restarts it). */
+  private claimDown(id: number, span: FaultSpan): void {
+    const prev = this.down.get(id);
+    if (prev !== undefined) this.w.timeline.faultEnd(prev);
+    this.down.set(id, span);
+  }
+
   private downFor(id: number, ms: number, why: string): void {
     const w = this.w;
     const span = w.timeline.faultStart('down', `node ${id}: ${why}`, [id]);
-    const prev = this.down.get(id);
-    if (prev !== undefined) w.timeline.faultEnd(prev);
-    this.down.set(id, span);
+    this.claimDown(id, span);
     void w.sleep(ms).then(() => {
       if (this.down.get(id) !== span) return;
       this.down.delete(id);
@@ -481,11 +482,7 @@ export class Nemesis {
         if (this.down.get(id) === span && w.cluster.get(id).state === 'down' && !w.removed.has(id))
           w.cluster.start(id);
     };
-    for (const id of members) {
-      const prev = this.down.get(id);
-      if (prev !== undefined && prev !== span) w.timeline.faultEnd(prev);
-      this.down.set(id, span);
-    }
+    for (const id of members) this.claimDown(id, span);
     try {
       lose();
       const d = w.options.disk;

@@ -83,14 +83,6 @@ export async function simulate(input: SimulateInput): Promise<SimResult> {
   // Built before the guard goes up: loading the wasm reads a file.
   const core = createCore();
   const w = new World(options, core);
-  // A rotting disk may take a node's identity file with it; the operator then does what the
-  // node's error says: moves the directory away and starts the node again with --join.
-  const refuse = w.cluster.onIdentityError;
-  w.cluster.onIdentityError = (id, err) => {
-    if (!w.corrupted.has(id)) return refuse(id, err);
-    w.cluster.wipe(id);
-    return true;
-  };
   const sandbox = new Sandbox();
   const onRejection = (reason: unknown) =>
     w.sched.fail(

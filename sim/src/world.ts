@@ -112,6 +112,7 @@ export class World {
       slots,
       this.timeline,
       this.removed,
+      this.corrupted,
     );
     this.rpc = new Rpc(this.sched, this.cluster, this.net, rpcRng);
     // Room for the record framing around each value (~30 B) and the batch header (61 B).

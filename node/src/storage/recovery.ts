@@ -112,6 +112,21 @@ export async function noteDamage(ctx: RecoveryContext, d: Damage): Promise<void>
   ctx.report.possibleLoss ??= d;
 }
 
+/** A generation number no directory of the group has used (leftovers of installs included). */
+function nextGeneration(generations: number[]): number {
+  return generations.length > 0 ? Math.max(...generations) + 1 : 0;
+}
+
+/** Creates generation `g`'s directory if it is not there, its name made durable. */
+async function makeGenerationDir(ctx: RecoveryContext, g: number): Promise<string> {
+  const genDir = generationDir(ctx.dir, g);
+  if (!(await ctx.fs.exists(genDir))) {
+    await ctx.fs.mkdir(genDir);
+    await ctx.fs.syncDir(ctx.dir);
+  }
+  return genDir;
+}
+
 /** Finds or creates the manifest and the generation directory it names. */
 async function openManifest(ctx: RecoveryContext): Promise<Manifest> {
   const { fs, core, dir, report } = ctx;
@@ -143,13 +158,9 @@ async function openManifest(ctx: RecoveryContext): Promise<Manifest> {
             : 'manifest missing beside segments',
       });
     }
-    manifest = emptyManifest(generations.length > 0 ? Math.max(...generations) + 1 : 0);
+    manifest = emptyManifest(nextGeneration(generations));
   }
-  const genDir = generationDir(dir, manifest.generation);
-  if (!(await fs.exists(genDir))) {
-    await fs.mkdir(genDir);
-    await fs.syncDir(dir);
-  }
+  await makeGenerationDir(ctx, manifest.generation);
   if (loaded.kind !== 'ok') await saveManifest(fs, core, dir, manifest);
   // Other generations are leftovers of an interrupted (or superseded) snapshot install.
   for (const g of generations) {
@@ -552,12 +563,8 @@ export async function recoverLog(ctx: RecoveryContext): Promise<RecoveredLog> {
 async function restartEmpty(ctx: RecoveryContext, old: Manifest, segments: Segment[]): Promise<RecoveredLog> {
   const { fs, core, dir } = ctx;
   for (const seg of segments) await seg.file?.close();
-  const manifest = emptyManifest(old.generation + 1);
-  const genDir = generationDir(dir, manifest.generation);
-  if (!(await fs.exists(genDir))) {
-    await fs.mkdir(genDir);
-    await fs.syncDir(dir);
-  }
+  const manifest = emptyManifest(nextGeneration([old.generation]));
+  const genDir = await makeGenerationDir(ctx, manifest.generation);
   await saveManifest(fs, core, dir, manifest);
   return {
     manifest,
