@@ -42,9 +42,9 @@ export interface AppendResponse extends Envelope {
   /** On reject: the follower's term at hintIndex (0 if unknown), so the leader can skip a whole term. */
   hintTerm: number;
   /**
-   * The follower is repairing lost entries (DESIGN §6) and has no repair bound from this
-   * leader yet: what it acknowledged before may be gone. A token drawn at each loss (> 0),
-   * which the bound must carry back.
+   * The follower is repairing lost entries (DESIGN §6): what it acknowledged before may be
+   * gone, and it may have forgotten its term. A token drawn at each loss (> 0), which the
+   * bound must carry back; every answer carries it until the repair is done.
    */
   repairing?: number;
 }

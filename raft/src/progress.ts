@@ -97,13 +97,15 @@ export class Progress {
   isLearner: boolean;
   snapshot: SnapshotSend | undefined = undefined;
   /**
-   * The member asked for a repair bound (it lost entries): the one it was given, our last
-   * index when it asked, sent with every append and heartbeat until its answers stop
-   * asking; 0 otherwise.
+   * The member is repairing lost entries (its answers carry a token): the bound it was
+   * given, a no-op we appended when we learned of the repair, sent with every append and
+   * heartbeat until the repair is done; 0 otherwise.
    */
   repairBound = 0;
-  /** The member's token for that request (AppendResponse.repairing). */
+  /** The token of the repair in progress (AppendResponse.repairing); 0 when none. */
   repairToken = 0;
+  /** The token of the last repair we saw finish: answers still carrying it are stale. */
+  repairDone = 0;
   readonly inflights: Inflights;
 
   constructor(

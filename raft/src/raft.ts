@@ -694,6 +694,8 @@ export class RaftCore {
       this.term = term;
       this.vote = 0;
       this.repairBound = 0;
+      // Only the committed prefix surely matches the new term's leader.
+      this.leaderMatched = Math.min(this.leaderMatched, this.log.committed);
     }
     this.role = 'follower';
     this.leader = leader;
@@ -865,7 +867,7 @@ export class RaftCore {
   private quorumRecentlyActive(): boolean {
     let active = 0;
     for (const pr of this.voterProgress) {
-      if (pr.id === this.id || pr.recentActive) active++;
+      if (pr.id === this.id || (pr.recentActive && pr.repairToken === 0)) active++;
     }
     for (const pr of this.peers) pr.recentActive = false;
     return active >= quorumSize(this.voterProgress.length);
@@ -998,9 +1000,12 @@ export class RaftCore {
 
   private handleHeartbeat(m: HeartbeatMessage): void {
     this.takeRepairBound(m.repairBound, m.repairToken);
-    // The leader sends min(our match, its commit): an index we hold and that matches.
+    // The leader sends min(our match, its commit): an index we hold and that matches —
+    // unless we lost entries, and what it took us to hold is gone (another leader may have
+    // filled the gap with different entries before this one heard of the loss): while
+    // repairing, only what an append showed to match.
     const last = this.log.lastIndex();
-    this.commitTo(Math.min(m.commit, last));
+    this.commitTo(Math.min(m.commit, this.recoveringUntil !== 0 ? this.leaderMatched : last));
     const resp: HeartbeatResponse = {
       type: 'heartbeatResponse',
       term: this.term,
@@ -1009,14 +1014,9 @@ export class RaftCore {
       readSeq: m.readSeq,
     };
     if (m.commit > last) resp.logEnd = last;
-    if (this.needsRepairBound()) resp.repairing = this.repairToken;
+    if (this.recoveringUntil !== 0) resp.repairing = this.repairToken;
     this.send(resp);
     this.checkRepair();
-  }
-
-  /** Repairing, and the current leader has not given us a bound yet: our answers say so. */
-  private needsRepairBound(): boolean {
-    return this.recoveringUntil !== 0 && this.repairBound === 0;
   }
 
   /** A repair bound from the current leader (see checkRepair). */
@@ -1100,15 +1100,21 @@ export class RaftCore {
       case 'heartbeatResponse': {
         const pr = this.progress.get(m.from);
         if (!pr) return;
-        pr.recentActive = true;
         pr.probeSent = false;
-        this.noteRepairing(pr, m.repairing);
         // A full pipeline whose messages were lost would wait forever: let one append through.
         if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
         // The follower's log ends below what it acknowledged to us: it lost entries (a
-        // wiped disk); probe it again, or an idle group would never re-send them.
+        // wiped disk); probe it again, or an idle group would never re-send them. (From a
+        // stale answer too: 0 is always a safe match.)
         if (m.logEnd !== undefined && m.logEnd < pr.match && pr.state !== 'snapshot')
           pr.lostEntries(m.logEnd);
+        if (!this.noteRepairing(pr, m.repairing, 'heartbeat')) {
+          // Perhaps it finished its repair and its acknowledgement of the bound was lost:
+          // an append draws a new one (see noteRepairing).
+          pr.forceAppend = true;
+          return;
+        }
+        pr.recentActive = true;
         if (pr.match < this.log.lastIndex()) pr.forceAppend = true;
         // A round we have not started yet cannot be answered: ignore such a claim.
         if (m.readSeq > pr.readSeqAcked && m.readSeq <= this.readSeq) {
@@ -1128,32 +1134,57 @@ export class RaftCore {
   }
 
   /**
-   * A follower's answer says it is repairing lost entries (DESIGN §6) and has no bound from
-   * us yet. What we took it to have acknowledged may be gone (a wiped or damaged disk): its
-   * match is forgotten before it can count toward another commit, and our last index
-   * becomes its repair bound, sent with every append and heartbeat until its answers stop
-   * asking — it votes again only once it holds our log through it (checkRepair). From here
-   * on only its answers raise its match again.
+   * Every answer of a follower repairing lost entries (DESIGN §6) carries the token it drew
+   * at the loss. At a new token, what we took it to have acknowledged may be gone (a wiped
+   * or damaged disk): its match is forgotten, and a no-op appended now becomes its repair
+   * bound, sent with every append and heartbeat. Until that no-op commits without it, it
+   * counts for no commit, read or quorum check (maybeCommit, confirmReads,
+   * quorumRecentlyActive): it may have forgotten the term it acknowledged in, so a deposed
+   * leader of an older term could otherwise repair it and count it. It votes again once it
+   * holds our log through the bound and knows it committed (checkRepair). Returns whether
+   * to act on the answer (`answer`: its kind, or the index an append acknowledges). During
+   * the repair, one without the token is from before the loss — stale — unless it
+   * acknowledges the bound or past it: the member finished (it knows our commit reached
+   * the bound, and from then on answers every append with at least it), which only such
+   * an acknowledgement tells apart. One with a finished repair's token is stale too.
+   * Rejections move only `next`, so they are always acted on.
    */
-  private noteRepairing(pr: Progress, repairing: number | undefined): void {
+  private noteRepairing(
+    pr: Progress,
+    repairing: number | undefined,
+    answer: 'heartbeat' | 'reject' | number,
+  ): boolean {
     if (repairing === undefined) {
-      pr.repairBound = 0;
+      if (pr.repairToken === 0 || answer === 'reject') return true;
+      if (answer === 'heartbeat' || answer < pr.repairBound || this.log.committed < pr.repairBound)
+        return false;
+      pr.repairDone = pr.repairToken;
       pr.repairToken = 0;
-      return;
+      pr.repairBound = 0;
+      if (!pr.isLearner) {
+        this.maybeCommit();
+        this.confirmReads();
+      }
+      return true;
     }
+    if (repairing === pr.repairToken) return true;
+    if (repairing === pr.repairDone) return answer === 'reject';
     pr.repairToken = repairing;
     if (pr.state === 'snapshot') pr.match = 0;
     else if (pr.match > 0) pr.lostEntries(Math.min(pr.match, this.log.committed));
-    pr.repairBound = this.log.lastIndex();
+    const bound = this.log.lastIndex() + 1;
+    this.appendAsLeader([{ index: bound, term: this.term, type: 'noop', data: new Uint8Array(0) }], 0);
+    pr.repairBound = bound;
     pr.forceAppend = true;
+    return true;
   }
 
   private handleAppendResponse(m: AppendResponse): void {
     const pr = this.progress.get(m.from);
     // No correct follower acknowledges past our log in our term: ignore rather than trust it.
     if (!pr || (!m.reject && m.index > this.log.lastIndex())) return;
+    if (!this.noteRepairing(pr, m.repairing, m.reject ? 'reject' : m.index)) return;
     pr.recentActive = true;
-    this.noteRepairing(pr, m.repairing);
     if (m.reject) {
       if (pr.state === 'snapshot') return;
       // The follower's hint (hintIndex, hintTerm): skip our entries of terms it cannot have.
@@ -1217,7 +1248,7 @@ export class RaftCore {
     const voters = this.voterProgress;
     const n = voters.length;
     if (n === 0) return;
-    for (let i = 0; i < n; i++) this.quorumValues[i] = voters[i]!.match;
+    for (let i = 0; i < n; i++) this.quorumValues[i] = voters[i]!.repairToken === 0 ? voters[i]!.match : 0;
     const q = quorumValue(this.quorumValues, n, quorumSize(n), this.quorumScratch);
     if (q <= this.log.committed || this.log.term(q) !== this.term) return;
     this.commitTo(q);
@@ -1483,7 +1514,8 @@ export class RaftCore {
     const voters = this.voterProgress;
     const n = voters.length;
     if (n === 0) return;
-    for (let i = 0; i < n; i++) this.quorumValues[i] = voters[i]!.readSeqAcked;
+    for (let i = 0; i < n; i++)
+      this.quorumValues[i] = voters[i]!.repairToken === 0 ? voters[i]!.readSeqAcked : 0;
     const confirmed = quorumValue(this.quorumValues, n, quorumSize(n), this.quorumScratch);
     for (const r of this.pendingReads.popConfirmed(confirmed)) {
       if (r.from === this.id) this.readResults.push({ type: 'ready', context: r.context, index: r.index });
@@ -1515,17 +1547,21 @@ export class RaftCore {
 
   /**
    * The repair is done once we hold, durably and matching, the current leader's log
-   * through the bound it gave us: its last index when it learned of the repair, after it
-   * stopped counting what we had acknowledged before (stepLeader's noteRepairing). Every
-   * entry that may have been committed with an acknowledgement we no longer back lies at
-   * or below it — at that leader, because its log only grows in its term; at any other,
-   * because a leader elected without our vote holds every committed entry. Our own last
-   * index before the loss (recoveringUntil) is no bound: a wiped disk does not know it.
+   * through the bound it gave us, and know that entry committed. The bound is an entry the
+   * leader appended after it learned of this loss, and it commits it without counting us
+   * (stepLeader's noteRepairing): a quorum of members that kept their state accepted its
+   * term after our loss, so no leader of a newer term was elected before it (an election
+   * needs a quorum, which meets that one in a member that kept its term), and so every
+   * entry committed with an acknowledgement we no longer back — by this leader or an older
+   * one, whose committed entries it holds — lies below the bound. A wiped disk forgot our
+   * term, so without that commit a deposed leader of an older term could repair us and
+   * count us. Our own last index before the loss (recoveringUntil) is no bound either: a
+   * wiped disk does not know it.
    */
   private checkRepair(): void {
     const x = this.recoveringUntil;
     const b = this.repairBound;
-    if (x !== 0 && b !== 0 && this.leaderMatched >= b && this.log.persisted >= b) {
+    if (x !== 0 && b !== 0 && this.leaderMatched >= b && this.log.persisted >= b && this.log.committed >= b) {
       this.recoveringUntil = 0;
       this.repairBound = 0;
       this.repairedPast = b;
@@ -1554,7 +1590,7 @@ export class RaftCore {
       hintIndex,
       hintTerm,
     };
-    if (this.needsRepairBound()) m.repairing = this.repairToken;
+    if (this.recoveringUntil !== 0) m.repairing = this.repairToken;
     return m;
   }
 

@@ -129,6 +129,9 @@ export class TestNode {
     this.crash();
     this.disk = new MemoryLog();
     this.diskHard = { term: 0, vote: 0, commit: 0 };
+    this.diskSnapshot = undefined;
+    this.snapshots.clear();
+    this.applied.clear();
     this.restart(lastIndexBeforeRepair);
   }
 

@@ -36,6 +36,7 @@ type Action =
   | { t: 'restart'; node: number }
   | { t: 'snapshot'; node: number }
   | { t: 'loseEntries'; node: number; keep: number }
+  | { t: 'wipe'; node: number }
   | { t: 'transfer'; node: number; to: number }
   | { t: 'conf'; node: number; change: 'addLearner' | 'promote' | 'demote' | 'remove'; target: number };
 
@@ -80,6 +81,7 @@ function actionArb(n: number, membership: boolean): fc.Arbitrary<Action> {
       weight: 1,
       arbitrary: fc.record({ t: fc.constant('loseEntries' as const), node, keep: fc.nat({ max: 100 }) }),
     },
+    { weight: 1, arbitrary: fc.record({ t: fc.constant('wipe' as const), node }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('transfer' as const), node, to: node }) },
   );
 }
@@ -209,6 +211,16 @@ export class World {
         n.disk.truncate(cut);
         this.repairMarker.set(n.id, last);
         n.restart(last);
+        break;
+      }
+      case 'wipe': {
+        // The disk is replaced (hard state, snapshot and log): the node forgot its term and
+        // vote too, and restarts repairing with the marker a rejoining node has (1). As
+        // with loseEntries, one node at a time and not with membership changes.
+        if (this.repairMarker.size > 0 || this.membership) break;
+        const n = c.node(a.node);
+        this.repairMarker.set(n.id, 1);
+        n.wipe(1);
         break;
       }
       case 'transfer': {

@@ -571,7 +571,7 @@ test('lost acknowledged entries: the node neither votes nor campaigns until repa
   for (const id of [1, 2, 3]) assert.is(text(c.node(id).applied.get(committed)), 'acked');
 });
 
-test('a follower that lost its whole log is re-sent it by heartbeats alone, with no new entries', () => {
+test('a follower that lost its whole log is re-sent it by heartbeats alone, with no new proposals', () => {
   const c = new Cluster({ ids: [1, 2, 3] });
   c.elect(1);
   c.propose(1, 'a', 'b', 'c');
@@ -582,7 +582,8 @@ test('a follower that lost its whole log is re-sent it by heartbeats alone, with
   const n3 = c.node(3);
   n3.wipe(last);
   c.ticks(3 * T);
-  assert.is(c.core(3).lastIndex, last, 'the leader probed it again and re-sent the log');
+  assert.is(c.core(1).lastIndex, last + 1, 'the leader appended one no-op, the repair bound');
+  assert.is(c.core(3).lastIndex, last + 1, 'the leader probed it again and re-sent the log');
   assert.is(c.core(3).status().recoveringUntil, 0, 'and its repair is complete');
   assert.is(text(n3.applied.get(last)), 'c');
 });
@@ -632,11 +633,11 @@ test('a leader stops counting the acknowledgements a follower lost once it asks 
   // heartbeats' commit, so only its request for a bound tells the leader.
   const n2 = c.node(2);
   n2.loseTail(2);
-  // Node 2 hears the leader but gets no entries; node 3 is reachable again.
-  const noEntriesTo2 = (m: Message) => !(m.to === 2 && m.type === 'append' && m.entries.length > 0);
-  c.filter = (m) => noEntriesTo2(m) && ![4, 5].includes(m.to) && ![4, 5].includes(m.from);
+  // Nodes 2, 4 and 5 hear the leader but get no entries (so it stays leader: a repairing
+  // node does not count toward the quorum check); node 3 is reachable again.
+  c.filter = (m) => !([2, 4, 5].includes(m.to) && m.type === 'append' && m.entries.length > 0);
   c.ticks(3 * T, [1]);
-  assert.is(c.core(3).lastIndex, 3, 'node 3 acknowledged entries 2 and 3');
+  assert.is(c.core(3).lastIndex, 4, 'node 3 acknowledged entries 2 and 3, and 4: the repair bound, a no-op');
   assert.is(
     c.core(1).commitIndex,
     1,
@@ -644,8 +645,100 @@ test('a leader stops counting the acknowledgements a follower lost once it asks 
   );
   c.heal();
   c.ticks(3 * T, [1]);
-  assert.is(c.core(1).commitIndex, 3, 'committed once re-sent to node 2');
+  assert.is(c.core(1).commitIndex, 4, 'committed once on nodes 4 and 5 too');
   assert.is(c.core(2).status().recoveringUntil, 0);
+});
+
+/**
+ * Node 1 leads term t1 and is then cut off (and stalls); the other two elect a leader of a
+ * newer term, commit entries on both, and one of them is wiped: its term forgotten. The
+ * deposed leader reaches the wiped node, and the new leader is cut off.
+ */
+function wipedNodeMeetsDeposedLeader(): { c: Cluster; newLeader: number; wiped: number; committed: number } {
+  const c = new Cluster({ ids: [1, 2, 3] });
+  c.elect(1);
+  c.propose(1, 'a');
+  c.stabilize();
+  c.partition([1], [2, 3]);
+  for (let i = 0; i < 8 * T && c.leader() === 1; i++) c.ticks(1, [2, 3]);
+  const newLeader = [2, 3].find((id) => c.core(id).currentRole === 'leader') ?? 0;
+  assert.ok(newLeader !== 0, 'nodes 2 and 3 elected a leader');
+  assert.ok(c.core(newLeader).currentTerm > c.core(1).currentTerm);
+  const wiped = newLeader === 2 ? 3 : 2;
+  c.propose(newLeader, 'B1', 'B2');
+  c.stabilize();
+  const committed = c.core(newLeader).commitIndex;
+  assert.is(c.core(wiped).commitIndex, committed, 'B1 and B2 committed on the new leader and the other node');
+  c.node(wiped).wipe();
+  c.partition([1, wiped], [newLeader]);
+  assert.is(c.core(1).currentRole, 'leader', 'node 1 still believes it leads');
+  return { c, newLeader, wiped, committed };
+}
+
+test('a wiped node, its term forgotten, counts for no commit of a deposed leader of an older term', () => {
+  // Found in review: the wiped node took the deposed leader's term (newer than its empty
+  // disk's), was repaired by it and acknowledged its entries, and two different entries
+  // were committed at one index.
+  const { c, newLeader, wiped, committed } = wipedNodeMeetsDeposedLeader();
+  c.ticks(3, [1]);
+  c.propose(1, 'A1', 'A2', 'A3');
+  c.ticks(3, [1]);
+  assert.is(c.core(wiped).currentTerm, c.core(1).currentTerm, 'the wiped node took the old term');
+  assert.ok(c.core(wiped).lastIndex > committed, "and holds the deposed leader's entries");
+  assert.is.not(c.core(wiped).status().recoveringUntil, 0, 'but it is still repairing');
+  assert.ok(c.core(1).commitIndex < committed, 'and the deposed leader committed nothing with it');
+  // The deposed leader steps down at its quorum check: a repairing node is no quorum.
+  c.ticks(3 * T, [1]);
+  assert.is.not(c.core(1).currentRole, 'leader');
+  // Once healed, the newer term's leader repairs the wiped node; every node applies B1, B2.
+  c.heal();
+  c.ticks(10 * T);
+  const l = c.leader();
+  assert.ok(l === newLeader || l === wiped, `a node holding B1 and B2 leads (leader ${l})`);
+  c.ticks(3 * T);
+  assert.is(c.core(wiped).status().recoveringUntil, 0, 'repaired');
+  for (const id of [1, 2, 3]) {
+    const seen = [...c.node(id).applied.values()]
+      .map(text)
+      .filter((t) => t.startsWith('B') || t.startsWith('A'));
+    assert.equal(seen.slice(0, 2), ['B1', 'B2'], `node ${id} applied B1 and B2 first`);
+  }
+});
+
+test("a deposed leader confirms no linearizable read with a repairing node's heartbeat answers", () => {
+  const { c, committed } = wipedNodeMeetsDeposedLeader();
+  c.ticks(3, [1]);
+  c.core(1).readIndex(77);
+  c.ticks(3, [1]);
+  const r = c.node(1).reads.find((x) => x.context === 77);
+  assert.ok(
+    r === undefined || r.type === 'failed',
+    `the read is not served (${JSON.stringify(r)}; ${committed} is committed elsewhere)`,
+  );
+});
+
+test('a leader counts a wiped node again only once the no-op it appended as the bound commits without it', () => {
+  const c = new Cluster({ ids: [1, 2, 3] });
+  c.elect(1);
+  c.propose(1, 'a');
+  c.stabilize();
+  const before = c.core(1).lastIndex;
+  // Node 3 is down; node 2 is wiped: the leader alone is no quorum for the bound.
+  c.node(3).crash();
+  c.node(2).wipe();
+  c.ticks(3, [1]);
+  assert.is(c.core(1).lastIndex, before + 1, 'the leader appended the bound');
+  assert.is(c.core(2).lastIndex, before + 1, 'node 2 holds it');
+  assert.is(c.core(1).commitIndex, before, 'not committed: node 2 does not count yet');
+  assert.is.not(c.core(2).status().recoveringUntil, 0);
+  c.node(3).restart();
+  c.ticks(3, [1]);
+  assert.is(c.core(1).commitIndex, before + 1, 'committed with node 3');
+  assert.is(c.core(2).status().recoveringUntil, 0, 'so node 2 is repaired');
+  c.node(3).crash();
+  c.propose(1, 'b');
+  c.ticks(3, [1]);
+  assert.is(c.core(1).commitIndex, before + 2, 'and counts again');
 });
 
 test('a bound the leader made for an earlier loss does not end a later repair (its token differs)', () => {
