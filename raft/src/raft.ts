@@ -485,7 +485,9 @@ export class RaftCore {
   /**
    * The driver took a snapshot of the state machine at meta.index (≤ applied). It may now
    * compact the log through meta.index; the leader sends this snapshot to followers whose
-   * next entry is no longer in the log.
+   * next entry is no longer in the log. The same snapshot (index and term) again with
+   * another size replaces it: the driver's stream for it changed (a transfer of the old
+   * one is refused by the driver, and starts again at 0 with this one).
    */
   snapshotTaken(meta: SnapshotMeta): void {
     const problem = snapshotMetaProblem(meta);
@@ -497,7 +499,13 @@ export class RaftCore {
     );
     const t = this.log.term(meta.index);
     check(t === undefined || t === meta.term, 'invalidInput', `snapshot term ${meta.term} ≠ log term ${t}`);
-    if (!this.snapshotMeta || meta.index > this.snapshotMeta.index) this.snapshotMeta = meta;
+    const s = this.snapshotMeta;
+    if (
+      !s ||
+      meta.index > s.index ||
+      (meta.index === s.index && meta.term === s.term && meta.size !== s.size)
+    )
+      this.snapshotMeta = meta;
   }
 
   /** The 'install' of `meta` is durable and the state machine reflects it. */
@@ -1048,7 +1056,8 @@ export class RaftCore {
       return;
     }
     let r = this.receiving;
-    if (!r || r.meta.index !== meta.index || r.meta.term !== meta.term) {
+    // Another size is another stream of the same snapshot (see snapshotTaken): start over.
+    if (!r || r.meta.index !== meta.index || r.meta.term !== meta.term || r.meta.size !== meta.size) {
       if (m.offset !== 0) {
         // A transfer we know nothing of (we restarted, or it is new to us): start over.
         this.send(this.snapshotAck(m.from, meta, 0, true));
@@ -1108,16 +1117,14 @@ export class RaftCore {
         // stale answer too: 0 is always a safe match.)
         if (m.logEnd !== undefined && m.logEnd < pr.match && pr.state !== 'snapshot')
           pr.lostEntries(m.logEnd);
-        if (!this.noteRepairing(pr, m.repairing, 'heartbeat')) {
-          // Perhaps it finished its repair and its acknowledgement of the bound was lost:
-          // an append draws a new one (see noteRepairing).
-          pr.forceAppend = true;
-          return;
-        }
+        if (!this.noteRepairing(pr, m.repairing, 'heartbeat')) return;
         pr.recentActive = true;
-        if (pr.match < this.log.lastIndex()) pr.forceAppend = true;
-        // A round we have not started yet cannot be answered: ignore such a claim.
-        if (m.readSeq > pr.readSeqAcked && m.readSeq <= this.readSeq) {
+        // During a repair an answer without the token may come from a member that finished
+        // and whose acknowledgement of the bound was lost: an append draws a new one.
+        if (pr.match < this.log.lastIndex() || pr.repairToken !== 0) pr.forceAppend = true;
+        // A round we have not started yet cannot be answered: ignore such a claim. Nor does
+        // a repairing member's answer confirm one, even once its repair is done.
+        if (m.repairing === undefined && m.readSeq > pr.readSeqAcked && m.readSeq <= this.readSeq) {
           pr.readSeqAcked = m.readSeq;
           if (!pr.isLearner) this.confirmReads();
         }
@@ -1141,13 +1148,15 @@ export class RaftCore {
    * counts for no commit, read or quorum check (maybeCommit, confirmReads,
    * quorumRecentlyActive): it may have forgotten the term it acknowledged in, so a deposed
    * leader of an older term could otherwise repair it and count it. It votes again once it
-   * holds our log through the bound and knows it committed (checkRepair). Returns whether
-   * to act on the answer (`answer`: its kind, or the index an append acknowledges). During
-   * the repair, one without the token is from before the loss — stale — unless it
-   * acknowledges the bound or past it: the member finished (it knows our commit reached
-   * the bound, and from then on answers every append with at least it), which only such
-   * an acknowledgement tells apart. One with a finished repair's token is stale too.
-   * Rejections move only `next`, so they are always acted on.
+   * holds our log through the bound and knows it committed (checkRepair); its answers
+   * during the repair confirm no read round even after it (readSeqAcked starts again from
+   * 0). An answer without the token during the repair is from before the loss, or from a
+   * member that finished — or lost its marker with its disk, and so never asks again: it
+   * is acted on (only counting could make it harm, and that waits), and one that
+   * acknowledges the bound or past it, which only a member holding the bound sends, ends
+   * the repair once the bound is committed. Returns whether to act on the answer
+   * (`answer`: its kind, or the index an append acknowledges): not on one carrying a
+   * finished repair's token, which is stale, except to move `next` on a rejection.
    */
   private noteRepairing(
     pr: Progress,
@@ -1155,21 +1164,23 @@ export class RaftCore {
     answer: 'heartbeat' | 'reject' | number,
   ): boolean {
     if (repairing === undefined) {
-      if (pr.repairToken === 0 || answer === 'reject') return true;
-      if (answer === 'heartbeat' || answer < pr.repairBound || this.log.committed < pr.repairBound)
-        return false;
+      if (
+        pr.repairToken === 0 ||
+        typeof answer !== 'number' ||
+        answer < pr.repairBound ||
+        this.log.committed < pr.repairBound
+      )
+        return true;
       pr.repairDone = pr.repairToken;
       pr.repairToken = 0;
       pr.repairBound = 0;
-      if (!pr.isLearner) {
-        this.maybeCommit();
-        this.confirmReads();
-      }
+      if (!pr.isLearner) this.maybeCommit();
       return true;
     }
     if (repairing === pr.repairToken) return true;
     if (repairing === pr.repairDone) return answer === 'reject';
     pr.repairToken = repairing;
+    pr.readSeqAcked = 0;
     if (pr.state === 'snapshot') pr.match = 0;
     else if (pr.match > 0) pr.lostEntries(Math.min(pr.match, this.log.committed));
     const bound = this.log.lastIndex() + 1;

@@ -36,7 +36,8 @@ export function appendOk(from: NodeId, to: NodeId, term: number, index: number):
 
 export function snapshotBytes(index: number, term: number, size: number): Uint8Array {
   const b = new Uint8Array(size);
-  for (let i = 0; i < size; i++) b[i] = (index * 31 + term * 17 + i) & 0xff;
+  // The size is in the filler too: two streams of one snapshot differ (a splice of them shows).
+  for (let i = 0; i < size; i++) b[i] = (index * 31 + term * 17 + size * 7 + i) & 0xff;
   return b;
 }
 
@@ -147,7 +148,8 @@ export class TestNode {
           if (
             !this.partial ||
             this.partial.meta.index !== w.meta.index ||
-            this.partial.meta.term !== w.meta.term
+            this.partial.meta.term !== w.meta.term ||
+            this.partial.meta.size !== w.meta.size
           ) {
             this.partial = { meta: w.meta, bytes: [] };
           }

@@ -483,6 +483,42 @@ test('a driver that lost its snapshot reports it; the leader restarts the transf
   assert.ok(c.node(3).appliedIndex >= fresh.index);
 });
 
+test('a snapshot whose stream changed size mid-transfer is sent again from the start at its new size', () => {
+  // Found by the simulator (seed 120080): key compaction below a leader's snapshot changed
+  // the stream the driver sends for it; the driver refused the chunks of the size the core
+  // had, the core asked again with that size, forever — and a follower resuming a partial
+  // of the old stream would have spliced two streams.
+  const c = new Cluster({ ids: [1, 2, 3], options: { snapshotChunkBytes: 8 } });
+  c.elect(1);
+  c.partition([1, 2], [3]);
+  for (let i = 0; i < 5; i++) c.propose(1, `e${i}`);
+  c.stabilize();
+  const old = c.node(1).takeSnapshot(40);
+  // Two chunks of the old stream reach node 3, then nothing.
+  let chunks = 0;
+  c.heal();
+  c.filter = (m) => m.type !== 'snapshotChunk' || (m.meta.size === old.size && ++chunks <= 2);
+  c.ticks(3, [1]);
+  assert.is(chunks > 2, true, 'the transfer started');
+  // The driver's stream for the same snapshot is now 48 bytes; it says so.
+  const changed = { ...old, size: 48 };
+  c.node(1).snapshots.set(`${old.index}/${old.term}`, snapshotBytes(old.index, old.term, 48));
+  c.core(1).snapshotTaken(changed);
+  c.core(1).reportSnapshot(3, false);
+  const offsets: number[] = [];
+  c.filter = (m) => {
+    if (m.type === 'snapshotChunk') {
+      assert.is(m.meta.size, 48, 'only the new stream is sent');
+      offsets.push(m.offset);
+    }
+    return true;
+  };
+  c.ticks(3 * T, [1]);
+  assert.is(offsets[0], 0, 'from the start');
+  assert.ok(c.node(3).appliedIndex >= old.index, 'installed (the harness checks every byte)');
+  assert.is(c.node(3).snapshots.get(`${old.index}/${old.term}`)?.length, 48);
+});
+
 // ---- Flow control ----
 
 test('flow control: in-flight appends per follower are capped in messages and bytes; messages in size', () => {

@@ -138,6 +138,9 @@ export class TapStore implements GroupStore {
   readSnapshotChunk(meta: SnapshotMeta, offset: number, length: number): Promise<Uint8Array | undefined> {
     return this.inner.readSnapshotChunk(meta, offset, length);
   }
+  snapshotToSend(): SnapshotMeta | undefined {
+    return this.inner.snapshotToSend();
+  }
   writeSnapshotChunk(meta: SnapshotMeta, offset: number, data: Uint8Array, done: boolean): void {
     this.inner.writeSnapshotChunk(meta, offset, data, done);
   }

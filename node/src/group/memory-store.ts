@@ -148,11 +148,16 @@ export class MemoryGroupStore implements GroupStore {
     return s.bytes.subarray(offset, offset + length);
   }
 
+  snapshotToSend(): SnapshotMeta | undefined {
+    return this.snapshot?.meta;
+  }
+
   writeSnapshotChunk(meta: SnapshotMeta, offset: number, data: Uint8Array, _done: boolean): void {
     if (
       this.partial === undefined ||
       this.partial.meta.index !== meta.index ||
-      this.partial.meta.term !== meta.term
+      this.partial.meta.term !== meta.term ||
+      this.partial.meta.size !== meta.size
     ) {
       this.partial = { meta, chunks: [], bytes: 0 };
     }

@@ -496,6 +496,16 @@ export class RaftGroup {
       (data) => {
         if (this.stopped) return;
         if (data === undefined || data.length !== m.length) {
+          // The same snapshot's stream may have changed under it (compaction, retention):
+          // the core then sends it anew, from the start, at its new size.
+          const now = this.store.snapshotToSend();
+          if (
+            now !== undefined &&
+            now.index === m.meta.index &&
+            now.term === m.meta.term &&
+            now.size !== m.meta.size
+          )
+            this.core.snapshotTaken(now);
           this.core.reportSnapshot(m.to, false);
           this.host.markDirty(this);
           return;
@@ -567,6 +577,11 @@ export class RaftGroup {
    * (see the file comment); anything else is fatal.
    */
   private failed(err: unknown): void {
+    // A stopped group's store is closing or closed (a restart, or the node stopping): what
+    // its storage steps still in flight fail with is moot — the core is not called again,
+    // and a restart opens the store afresh (simulator seed 110198: an install under way
+    // when a restart closed the store stopped the whole node with "storage is closed").
+    if (this.stopped) return;
     if (err instanceof SnapshotRejected) {
       this.host.log.warn({ group: this.id, err: err.message }, 'received snapshot refused');
       this.halt({ cause: 'snapshot-rejected', detail: err.message });

@@ -255,8 +255,18 @@ export class SegmentGroupStore implements GroupStore {
     }
   }
 
+  snapshotToSend(): SnapshotMeta | undefined {
+    const o = this.outgoing;
+    return o !== undefined && sameSnapshot(o.meta, this.storage.snapshotMeta()) ? o.meta : undefined;
+  }
+
   writeSnapshotChunk(meta: SnapshotMeta, offset: number, data: Uint8Array, _done: boolean): void {
-    if (this.incoming === undefined || !sameSnapshot(this.incoming.meta, meta))
+    // A stream of another size is another transfer (the leader's stream changed: see snapshotToSend).
+    if (
+      this.incoming === undefined ||
+      !sameSnapshot(this.incoming.meta, meta) ||
+      this.incoming.meta.size !== meta.size
+    )
       this.discardPartialSnapshot(meta);
     const inc = this.incoming ?? this.startIncoming(meta);
     // The core hands chunks in order; copy, since the bytes may be a view of a network frame.

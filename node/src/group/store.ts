@@ -84,8 +84,17 @@ export interface GroupStore extends LogReader {
    * drop log entries through `index` that the snapshot makes unnecessary.
    */
   takeSnapshot(index: number, term: number, conf: ConfState, state: Uint8Array): Promise<SnapshotMeta>;
-  /** Bytes [offset, offset + length) of the snapshot `meta`, or undefined if it is gone. */
+  /**
+   * Bytes [offset, offset + length) of the snapshot `meta`, or undefined if it is gone or
+   * its stream is no longer `meta.size` bytes long (see snapshotToSend).
+   */
   readSnapshotChunk(meta: SnapshotMeta, offset: number, length: number): Promise<Uint8Array | undefined>;
+  /**
+   * The snapshot this store sends now, with its stream's size as last opened: the stream
+   * carries the data under the snapshot as it is stored, so key compaction and retention
+   * below the snapshot change it (and its size) after the snapshot was taken.
+   */
+  snapshotToSend(): SnapshotMeta | undefined;
   /** Follower: writes a received chunk (in order from 0); durable after a later sync(). */
   writeSnapshotChunk(meta: SnapshotMeta, offset: number, data: Uint8Array, done: boolean): void;
   discardPartialSnapshot(meta: SnapshotMeta): void;
