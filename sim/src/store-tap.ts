@@ -27,8 +27,12 @@ export function tapStores(
       return { store: tapped, opened };
     },
     async remove(groupId) {
-      await inner.remove(groupId);
+      // From the moment the node sets out to remove a group's data, nothing of it is promised
+      // any more: a power loss during the removal may leave it gone, and the group opened
+      // anew later (seed 130046: a joining node removed groups on a catalog prefix, lost
+      // power mid-removal, and started them again fresh and repairing).
       checker.setDurable(node, groupId, undefined);
+      await inner.remove(groupId);
       onRemove(groupId);
     },
     list: () => inner.list(),
