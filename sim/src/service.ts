@@ -13,7 +13,7 @@
 import type { ReadResult } from '../../node/src/node-api.js';
 import { OPERATOR } from './nemesis.js';
 import { hintedNode } from './workload.js';
-import type { World } from './world.js';
+import type { ServiceStats, World } from './world.js';
 
 export interface ServiceRecord {
   offset: number;
@@ -222,7 +222,7 @@ export class ServiceRun {
     else if (r.kind === 'error') inst.node = hintedNode(r.error) || inst.node;
   }
 
-  stats(): { commands: number; accepted: number; applied: number; crashes: number } {
+  stats(): ServiceStats {
     return {
       commands: this.commands,
       accepted: this.accepted,

@@ -6,18 +6,24 @@ import { RaftSafetyChecker } from './checkers/raft-safety.js';
 import { SimCluster } from './cluster.js';
 import { History } from './history.js';
 import { type ClockSkew, NO_SKEW } from './incarnation.js';
-import type { Nemesis } from './nemesis.js';
 import { SimNetwork } from './network.js';
 import { NodeLogs } from './node-log.js';
 import type { SimOptions } from './options.js';
 import { SimRandom } from './random.js';
 import { Rpc } from './rpc.js';
 import { Scheduler } from './scheduler.js';
-import type { ServiceRun } from './service.js';
 import { Timeline } from './timeline.js';
 import { EventKind } from './trace.js';
 
 export type Phase = 'setup' | 'faults' | 'heal' | 'check' | 'done';
+
+/** What the service model (service.ts) reports at the end of a run. */
+export interface ServiceStats {
+  commands: number;
+  accepted: number;
+  applied: number;
+  crashes: number;
+}
 
 export class World {
   readonly sched = new Scheduler();
@@ -40,8 +46,10 @@ export class World {
   readonly internalErrors: string[] = [];
   /** Replicas whose final read failed (corrupted disks), listed in the result. */
   readonly readFailures: string[] = [];
-  nemesis: Nemesis | undefined;
-  service: ServiceRun | undefined;
+  // The run's fault injector and service model, as far as the world needs them (narrow
+  // types, so that they can import the world without an import circle).
+  nemesis: { readonly strikes: number } | undefined;
+  service: { stats(): ServiceStats } | undefined;
   /** Records per append, capped so that a batch fits the message limits. */
   readonly recordsPerAppend: number;
 

@@ -8,7 +8,6 @@
 // in-memory file system with crash semantics.
 import type { Core, CorePool } from '../../../core-wasm/src/index.js';
 import type { ConfState, HardState, LogWrite, SnapshotMeta } from '../../../raft/src/index.js';
-import type { StoreProvider } from '../cairn-node.js';
 import type { Logger } from '../ops/log.js';
 import {
   dirName,
@@ -25,7 +24,13 @@ import {
   type StorageOptions,
 } from '../storage/index.js';
 import { loadRepairMarker, writeRepairMarker } from './repair-marker.js';
-import { type GroupStore, type OpenedState, SnapshotRejected, StoreCorruption } from './store.js';
+import {
+  type GroupStore,
+  type OpenedState,
+  SnapshotRejected,
+  StoreCorruption,
+  type StoreProvider,
+} from './store.js';
 
 const METADATA_GROUP = 0;
 

@@ -132,3 +132,21 @@ export interface GroupStore extends LogReader {
   clearLostEntries(): void;
   close(): Promise<void>;
 }
+
+/** Where groups keep their data: one store per group (node/storage for real). */
+export interface StoreProvider {
+  /**
+   * Opens (creating or recovering) a group's store; `segmentBytes` overrides the segment
+   * size. `repair`: the group found damage while running — verify every stored byte (not
+   * only the tail) and cut or reset what fails, reporting it as OpenedState.lostEntries.
+   */
+  open(
+    groupId: number,
+    segmentBytes?: number,
+    options?: { repair?: boolean },
+  ): Promise<{ store: GroupStore; opened: OpenedState }>;
+  /** Deletes a group's data (the group is stopped and its store closed). */
+  remove(groupId: number): Promise<void>;
+  /** Group ids with data on disk. */
+  list(): Promise<number[]>;
+}
