@@ -10,6 +10,8 @@ export interface MemberAddress {
   apiAddress: string;
   /** host:port of the peer (node-to-node) gRPC service. */
   peerAddress: string;
+  /** host:port Kafka clients reach the node at (Metadata's broker address), if it has a Kafka listener. */
+  kafkaAddress?: string;
 }
 
 export interface NodeConfig {
@@ -20,6 +22,10 @@ export interface NodeConfig {
   peerAddress: string;
   /** host:port of the Prometheus /metrics endpoint; '' turns it off. */
   metricsAddress: string;
+  /** host:port the Kafka-protocol listener binds; '' turns it off. */
+  kafkaAddress: string;
+  /** host:port Kafka clients are told to reach this node at (Metadata); '' = kafkaAddress. */
+  kafkaAdvertisedAddress: string;
   /**
    * The cluster's members as this node first knows them. Without `join`, they are the
    * initial cluster, identical on every initial node, and this node must be one of them.
@@ -77,11 +83,25 @@ const keys: Key[] = [
     help: "host:port of /metrics ('' = off)",
   },
   {
+    path: ['kafkaAddress'],
+    flag: 'kafka-address',
+    env: 'CAIRN_KAFKA_ADDRESS',
+    kind: 'string',
+    help: "host:port of the Kafka-protocol listener ('' = off)",
+  },
+  {
+    path: ['kafkaAdvertisedAddress'],
+    flag: 'kafka-advertised-address',
+    env: 'CAIRN_KAFKA_ADVERTISED_ADDRESS',
+    kind: 'string',
+    help: "host:port Kafka clients are sent to ('' = kafka-address)",
+  },
+  {
     path: ['members'],
     flag: 'members',
     env: 'CAIRN_MEMBERS',
     kind: 'members',
-    help: 'ID=API_ADDR/PEER_ADDR,… (initial cluster, or nodes to join)',
+    help: 'ID=API_ADDR/PEER_ADDR[/KAFKA_ADDR],… (initial cluster, or nodes to join)',
   },
   { path: ['join'], flag: 'join', env: 'CAIRN_JOIN', kind: 'bool', help: 'join an existing cluster' },
   { path: ['logLevel'], flag: 'log-level', env: 'CAIRN_LOG_LEVEL', kind: 'string', help: 'pino log level' },
@@ -124,6 +144,8 @@ export function defaultConfig(): NodeConfig {
     apiAddress: '127.0.0.1:7001',
     peerAddress: '127.0.0.1:7101',
     metricsAddress: '',
+    kafkaAddress: '',
+    kafkaAdvertisedAddress: '',
     members: [],
     join: false,
     logLevel: 'info',
@@ -199,18 +221,22 @@ function fromText(key: Key, raw: string, source: string): unknown {
   }
 }
 
-/** "1=127.0.0.1:7001/127.0.0.1:7101,2=…" → members. */
+/** "1=127.0.0.1:7001/127.0.0.1:7101[/127.0.0.1:9092],2=…" → members. */
 export function parseMembers(text: string, source = 'members'): MemberAddress[] {
   if (text.trim() === '') return [];
   return text.split(',').map((item) => {
-    const m = /^\s*(\d+)=([^/\s]+)\/([^/\s]+)\s*$/.exec(item);
-    if (!m) throw new ConfigError(`${source}: '${item}' is not ID=API_ADDRESS/PEER_ADDRESS`);
-    return { id: Number(m[1]), apiAddress: m[2]!, peerAddress: m[3]! };
+    const m = /^\s*(\d+)=([^/\s]+)\/([^/\s]+)(?:\/([^/\s]+))?\s*$/.exec(item);
+    if (!m) throw new ConfigError(`${source}: '${item}' is not ID=API_ADDRESS/PEER_ADDRESS[/KAFKA_ADDRESS]`);
+    const member: MemberAddress = { id: Number(m[1]), apiAddress: m[2]!, peerAddress: m[3]! };
+    if (m[4] !== undefined) member.kafkaAddress = m[4];
+    return member;
   });
 }
 
 export function formatMembers(members: MemberAddress[]): string {
-  return members.map((m) => `${m.id}=${m.apiAddress}/${m.peerAddress}`).join(',');
+  return members
+    .map((m) => `${m.id}=${m.apiAddress}/${m.peerAddress}${m.kafkaAddress ? `/${m.kafkaAddress}` : ''}`)
+    .join(',');
 }
 
 function mergeFile(config: Record<string, unknown>, json: unknown, file: string): void {
@@ -262,13 +288,25 @@ function validate(c: NodeConfig): NodeConfig {
   if (!isAddress(c.peerAddress)) fail(`peerAddress must be host:port, got '${c.peerAddress}'`);
   if (c.metricsAddress !== '' && !isAddress(c.metricsAddress))
     fail(`metricsAddress must be host:port or '', got '${c.metricsAddress}'`);
+  if (c.kafkaAddress !== '' && !isAddress(c.kafkaAddress))
+    fail(`kafkaAddress must be host:port or '', got '${c.kafkaAddress}'`);
+  if (c.kafkaAdvertisedAddress !== '' && !isAddress(c.kafkaAdvertisedAddress))
+    fail(`kafkaAdvertisedAddress must be host:port or '', got '${c.kafkaAdvertisedAddress}'`);
+  if (c.kafkaAdvertisedAddress !== '' && c.kafkaAddress === '')
+    fail('kafkaAdvertisedAddress needs kafkaAddress (the listener it advertises)');
   if (typeof c.join !== 'boolean') fail('join must be a boolean');
   if (!levels.includes(c.logLevel)) fail(`logLevel must be one of ${levels.join(', ')}, got '${c.logLevel}'`);
   if (!Array.isArray(c.members)) fail('members must be a list');
   const ids = new Set<number>();
   for (const m of c.members) {
-    if (!isObject(m) || !isNodeId(m.id) || !isAddress(m.apiAddress) || !isAddress(m.peerAddress))
-      fail(`bad member ${JSON.stringify(m)}: expected {id, apiAddress, peerAddress}`);
+    if (
+      !isObject(m) ||
+      !isNodeId(m.id) ||
+      !isAddress(m.apiAddress) ||
+      !isAddress(m.peerAddress) ||
+      (m.kafkaAddress !== undefined && !isAddress(m.kafkaAddress))
+    )
+      fail(`bad member ${JSON.stringify(m)}: expected {id, apiAddress, peerAddress[, kafkaAddress]}`);
     if (ids.has(m.id)) fail(`member ${m.id} is listed twice`);
     ids.add(m.id);
   }
@@ -277,6 +315,8 @@ function validate(c: NodeConfig): NodeConfig {
     if (c.members.length === 0) {
       // A single-node cluster needs no member list: it is just this node.
       c.members = [{ id: c.nodeId, apiAddress: c.apiAddress, peerAddress: c.peerAddress }];
+      const kafka = c.kafkaAdvertisedAddress || c.kafkaAddress;
+      if (kafka !== '') c.members[0]!.kafkaAddress = kafka;
     } else if (self === undefined) {
       fail(`node ${c.nodeId} is not in members; a new cluster's nodes must all be listed`);
     } else if (self.apiAddress !== c.apiAddress || self.peerAddress !== c.peerAddress) {

@@ -97,6 +97,8 @@ export interface NodeInfo {
   id: NodeId;
   apiAddress: string;
   peerAddress: string;
+  /** The Kafka listener's advertised address, when the catalog has it. */
+  kafkaAddress?: string;
   state: MemberState;
 }
 

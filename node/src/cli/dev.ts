@@ -2,7 +2,8 @@
 // of N `cairn serve` processes, one data directory each under DIR, listening on
 // 127.0.0.1 with ports counted from P:
 //
-//   node i (1-based):  API P + i - 1,  peer P + 100 + i - 1,  metrics P + 200 + i - 1
+//   node i (1-based):  API P + i - 1,  peer P + 100 + i - 1,  metrics P + 200 + i - 1,
+//                      Kafka K + i - 1 (--kafka-base-port K, default 9092; 0 = no Kafka listener)
 //
 // It prints the API addresses once every node is serving. Ctrl-C or SIGTERM stops every
 // child it started, by PID: SIGTERM first (graceful: fsyncs finish, segments close), then
@@ -19,6 +20,7 @@ const usage = `usage: cairn dev [--nodes N] [--data DIR] [--base-port P] [-- ser
   --nodes       cluster size (default 3)
   --data        parent of the nodes' data directories (default ./cairn-dev)
   --base-port   first port (default 7001): node i gets API P+i-1, peer P+100+i-1, metrics P+200+i-1
+  --kafka-base-port K   node i's Kafka listener is K+i-1 (default 9092; 0 = none)
 Each node logs to DIR/node-<id>.log. Ctrl-C stops them all.`;
 
 /** The ports `cairn dev` gives node `id` (1-based). */
@@ -35,7 +37,13 @@ export const devCommand: Command = {
     const dashdash = argv.indexOf('--');
     const own = dashdash < 0 ? argv : argv.slice(0, dashdash);
     const passThrough = dashdash < 0 ? [] : argv.slice(dashdash + 1);
-    let values: { nodes?: string; data?: string; 'base-port'?: string; help?: boolean };
+    let values: {
+      nodes?: string;
+      data?: string;
+      'base-port'?: string;
+      'kafka-base-port'?: string;
+      help?: boolean;
+    };
     try {
       ({ values } = parseArgs({
         args: own,
@@ -43,6 +51,7 @@ export const devCommand: Command = {
           nodes: { type: 'string' },
           data: { type: 'string' },
           'base-port': { type: 'string' },
+          'kafka-base-port': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
       }));
@@ -65,20 +74,28 @@ export const devCommand: Command = {
       console.error('cairn dev: --base-port must leave room for 200 + N ports below 65536');
       return 2;
     }
-    return runCluster(n, basePort, dataRoot, passThrough);
+    const kafkaBasePort = Number(values['kafka-base-port'] ?? 9092);
+    if (!Number.isInteger(kafkaBasePort) || kafkaBasePort < 0 || kafkaBasePort + n > 65535) {
+      console.error('cairn dev: --kafka-base-port must be 0 or leave room for N ports below 65536');
+      return 2;
+    }
+    return runCluster(n, basePort, kafkaBasePort, dataRoot, passThrough);
   },
 };
 
 async function runCluster(
   n: number,
   basePort: number,
+  kafkaBasePort: number,
   dataRoot: string,
   passThrough: string[],
 ): Promise<number> {
   const members: MemberAddress[] = [];
   for (let id = 1; id <= n; id++) {
     const p = devPorts(basePort, id);
-    members.push({ id, apiAddress: `127.0.0.1:${p.api}`, peerAddress: `127.0.0.1:${p.peer}` });
+    const m: MemberAddress = { id, apiAddress: `127.0.0.1:${p.api}`, peerAddress: `127.0.0.1:${p.peer}` };
+    if (kafkaBasePort > 0) m.kafkaAddress = `127.0.0.1:${kafkaBasePort + id - 1}`;
+    members.push(m);
   }
   mkdirSync(dataRoot, { recursive: true });
   const cairn = fileURLToPath(new URL('../../../../bin/cairn.js', import.meta.url));
@@ -122,6 +139,7 @@ async function runCluster(
       m.peerAddress,
       '--metrics-address',
       `127.0.0.1:${p.metrics}`,
+      ...(m.kafkaAddress ? ['--kafka-address', m.kafkaAddress] : []),
       '--members',
       formatMembers(members),
       ...passThrough,
@@ -176,10 +194,13 @@ async function runCluster(
   for (const m of members) {
     const p = devPorts(basePort, m.id);
     console.log(
-      `  node ${m.id}  pid ${children.get(m.id)!.pid}  api ${m.apiAddress}  metrics http://127.0.0.1:${p.metrics}/metrics`,
+      `  node ${m.id}  pid ${children.get(m.id)!.pid}  api ${m.apiAddress}` +
+        (m.kafkaAddress ? `  kafka ${m.kafkaAddress}` : '') +
+        `  metrics http://127.0.0.1:${p.metrics}/metrics`,
     );
   }
   console.log(`servers: ${members.map((m) => m.apiAddress).join(',')}`);
+  if (kafkaBasePort > 0) console.log(`kafka bootstrap: ${members.map((m) => m.kafkaAddress).join(',')}`);
   // Stay up until a signal; the handlers exit the process.
   await new Promise<never>(() => {});
   return 0;

@@ -7,13 +7,19 @@ import type { Server } from 'node:http';
 import { create } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import { createCore } from '../../../core-wasm/src/index.js';
-import { AdminService, NodeStatusRequestSchema } from '../../../proto/gen/cairn/v1/cairn_pb.js';
+import {
+  AdminService,
+  InitProducerRequestSchema,
+  NodeStatusRequestSchema,
+  StreamService,
+} from '../../../proto/gen/cairn/v1/cairn_pb.js';
 import type { Message } from '../../../raft/src/index.js';
 import { fromServiceError } from '../api/grpc-errors.js';
 import { callUnary } from '../api/grpc-service.js';
 import { ApiServer, nodeStatusFromMessage } from '../api/server.js';
 import { ConfigError, configHelp, loadConfig, type NodeConfig } from '../config.js';
 import { IdentityError } from '../identity.js';
+import { KafkaServer } from '../kafka/server.js';
 import { createLogger, type Logger } from '../ops/log.js';
 import { NodeMetrics, serveMetrics } from '../ops/metrics.js';
 import { GrpcTransport } from '../peer/grpc-transport.js';
@@ -69,19 +75,45 @@ async function serve(config: NodeConfig): Promise<number> {
   const random = systemRandom();
   const core = createCore();
 
-  // Clients to other members' API, for ClusterStatus; one channel per address.
+  // Clients to other members' API (ClusterStatus; the Kafka listener's InitProducerId on
+  // the metadata leader); one channel per address.
   const clients = new Map<string, grpc.Client>();
-  const peerStatus = async (member: { apiAddress: string }, timeoutMs: number) => {
-    let c = clients.get(member.apiAddress);
+  const apiClient = (address: string): grpc.Client => {
+    let c = clients.get(address);
     if (c === undefined) {
-      c = new grpc.Client(member.apiAddress, grpc.credentials.createInsecure());
-      clients.set(member.apiAddress, c);
+      c = new grpc.Client(address, grpc.credentials.createInsecure());
+      clients.set(address, c);
     }
+    return c;
+  };
+  const peerStatus = async (member: { apiAddress: string }, timeoutMs: number) => {
     try {
-      const res = await callUnary(c, AdminService, 'nodeStatus', create(NodeStatusRequestSchema), {
-        deadline: Date.now() + timeoutMs,
-      });
+      const res = await callUnary(
+        apiClient(member.apiAddress),
+        AdminService,
+        'nodeStatus',
+        create(NodeStatusRequestSchema),
+        {
+          deadline: Date.now() + timeoutMs,
+        },
+      );
       return nodeStatusFromMessage(res);
+    } catch (err) {
+      throw fromServiceError(err as grpc.ServiceError);
+    }
+  };
+  const initProducerAt = async (address: string) => {
+    try {
+      const res = await callUnary(
+        apiClient(address),
+        StreamService,
+        'initProducer',
+        create(InitProducerRequestSchema),
+        {
+          deadline: Date.now() + config.limits.requestTimeoutMs,
+        },
+      );
+      return { producerId: Number(res.producerId), producerEpoch: res.producerEpoch };
     } catch (err) {
       throw fromServiceError(err as grpc.ServiceError);
     }
@@ -145,6 +177,30 @@ async function serve(config: NodeConfig): Promise<number> {
     return 1;
   }
 
+  let kafka: KafkaServer | undefined;
+  if (config.kafkaAddress !== '') {
+    try {
+      kafka = await KafkaServer.listen({
+        node,
+        clock,
+        initProducerAt,
+        nodeId: config.nodeId,
+        advertised: config.kafkaAdvertisedAddress || config.kafkaAddress,
+        maxWaitMs: config.limits.maxReadWaitMs,
+        maxReadBytes: config.limits.maxReadBytes,
+        listenAddress: config.kafkaAddress,
+        maxFrameBytes: config.limits.maxRequestBytes,
+        log,
+      });
+    } catch (err) {
+      console.error(`cairn serve: ${(err as Error).message}`);
+      await api.close();
+      await node.stop();
+      await transport.close();
+      return 1;
+    }
+  }
+
   let metricsServer: Server | undefined;
   if (config.metricsAddress !== '') {
     metrics = new NodeMetrics({ status: () => node.nodeStatus(), peers: () => transport.stats() });
@@ -155,6 +211,7 @@ async function serve(config: NodeConfig): Promise<number> {
     shuttingDown ??= (async () => {
       log.info({ why }, 'shutting down');
       await api.close();
+      await kafka?.close();
       await node.stop();
       await transport.close();
       metricsServer?.close();
@@ -176,6 +233,7 @@ async function serve(config: NodeConfig): Promise<number> {
   log.info({ api: config.apiAddress, peer: config.peerAddress, metrics: config.metricsAddress }, 'serving');
   console.log(
     `cairn serve: node ${config.nodeId} ready api=${config.apiAddress} peer=${config.peerAddress}` +
+      (config.kafkaAddress ? ` kafka=${config.kafkaAdvertisedAddress || config.kafkaAddress}` : '') +
       (config.metricsAddress ? ` metrics=http://${config.metricsAddress}/metrics` : ''),
   );
   return done;

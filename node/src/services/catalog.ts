@@ -111,7 +111,13 @@ export class Catalog {
       const cmd: MetaCommand = {
         type: 'bootstrap',
         clusterId: c.clusterId,
-        members: c.members.map((m) => ({ id: m.id, apiAddress: m.apiAddress, peerAddress: m.peerAddress })),
+        // Kafka addresses only when set, so a cluster without them writes entry 2 as before.
+        members: c.members.map((m) => ({
+          id: m.id,
+          apiAddress: m.apiAddress,
+          peerAddress: m.peerAddress,
+          ...(m.kafkaAddress ? { kafkaAddress: m.kafkaAddress } : {}),
+        })),
       };
       const voters = c.members.map((m) => m.id).sort((a, b) => a - b);
       store.write({

@@ -18,7 +18,9 @@ import type { NodeContext } from './context.js';
 import type { GroupRegistry } from './group-registry.js';
 
 export function nodeInfo(m: Member): NodeInfo {
-  return { id: m.id, apiAddress: m.apiAddress, peerAddress: m.peerAddress, state: m.state };
+  const n: NodeInfo = { id: m.id, apiAddress: m.apiAddress, peerAddress: m.peerAddress, state: m.state };
+  if (m.kafkaAddress !== undefined) n.kafkaAddress = m.kafkaAddress;
+  return n;
 }
 
 export class Status {

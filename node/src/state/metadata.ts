@@ -17,6 +17,8 @@ export interface Member {
   id: NodeId;
   apiAddress: string;
   peerAddress: string;
+  /** host:port Kafka clients reach it at (its advertised Kafka address), when it has one. */
+  kafkaAddress?: string;
   state: MemberState;
 }
 

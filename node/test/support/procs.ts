@@ -77,6 +77,8 @@ export interface NodePorts {
   api: number;
   peer: number;
   metrics: number;
+  /** With the cluster's `kafka` option: the node's Kafka listener. */
+  kafka?: number;
 }
 
 /** Settings every test node gets: short Raft timings so that failover takes well under a second. */
@@ -102,12 +104,15 @@ export class ProcessCluster {
   constructor(
     readonly initial: number[],
     readonly extra: string[] = [],
+    /** `kafka`: every node also runs a Kafka listener (`kafka(id)` is its address). */
+    readonly options: { kafka?: boolean } = {},
   ) {}
 
   async allocate(id: number): Promise<NodePorts> {
     let p = this.ports.get(id);
     if (p === undefined) {
       p = { api: await freePort(), peer: await freePort(), metrics: await freePort() };
+      if (this.options.kafka) p.kafka = await freePort();
       this.ports.set(id, p);
     }
     return p;
@@ -115,8 +120,16 @@ export class ProcessCluster {
 
   members(ids: number[]): string {
     return ids
-      .map((id) => `${id}=127.0.0.1:${this.ports.get(id)!.api}/127.0.0.1:${this.ports.get(id)!.peer}`)
+      .map((id) => {
+        const p = this.ports.get(id)!;
+        return `${id}=127.0.0.1:${p.api}/127.0.0.1:${p.peer}${p.kafka ? `/127.0.0.1:${p.kafka}` : ''}`;
+      })
       .join(',');
+  }
+
+  /** Node `id`'s Kafka listener (the cluster's `kafka` option). */
+  kafka(id: number): string {
+    return `127.0.0.1:${this.ports.get(id)!.kafka}`;
   }
 
   api(id: number): string {
@@ -149,6 +162,7 @@ export class ProcessCluster {
       `127.0.0.1:${p.peer}`,
       '--metrics-address',
       `127.0.0.1:${p.metrics}`,
+      ...(p.kafka ? ['--kafka-address', `127.0.0.1:${p.kafka}`] : []),
       '--members',
       members,
       ...(opts.join ? ['--join'] : []),
