@@ -156,10 +156,15 @@ test('LZ4 frames, mutated: a typed error, or the original bytes when a checksum 
   );
 });
 
-// Frames from the reference tool with linked blocks, when it is installed (the interop
-// test fails loudly when it is not).
+// Frames from the reference tool with linked blocks. Without the tool the test is skipped,
+// saying how to install it (never counted as passed); with CI=true it runs and fails.
 const cliFrames: Uint8Array[] = [];
 const hasCli = spawnSync('lz4', ['--version']).status === 0;
+const skipCliFrames = !hasCli && process.env['CI'] !== 'true';
+if (skipCliFrames)
+  console.log(
+    'skipped: mutated LZ4 frames from the CLI need the `lz4` tool: install it with `apt-get install -y lz4`',
+  );
 if (hasCli) {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-hostile-'));
   const rng = new Rng(9);
@@ -172,16 +177,19 @@ if (hasCli) {
   rmSync(dir, { recursive: true, force: true });
 }
 
-test('LZ4 frames from the CLI (linked blocks), mutated: a typed error or bounded output', () => {
-  if (!hasCli) return;
-  fc.assert(
-    fc.property(fc.nat(cliFrames.length - 1), mutation, (i, m) => {
-      const r = both((c) => c.lz4Decompress(mutate(cliFrames[i]!, m), { maxOutputBytes: LIMIT }));
-      if (r.ok) assert.ok(r.value.length <= LIMIT);
-    }),
-    { ...params, numRuns: Math.ceil(RUNS / 3) },
-  );
-});
+(skipCliFrames ? test.skip : test)(
+  'LZ4 frames from the CLI (linked blocks), mutated: a typed error or bounded output',
+  () => {
+    if (!hasCli) throw new Error('CI=true requires the `lz4` tool: install it with `apt-get install -y lz4`');
+    fc.assert(
+      fc.property(fc.nat(cliFrames.length - 1), mutation, (i, m) => {
+        const r = both((c) => c.lz4Decompress(mutate(cliFrames[i]!, m), { maxOutputBytes: LIMIT }));
+        if (r.ok) assert.ok(r.value.length <= LIMIT);
+      }),
+      { ...params, numRuns: Math.ceil(RUNS / 3) },
+    );
+  },
+);
 
 test('random bytes after an LZ4 magic number: a typed error or bounded output', () => {
   fc.assert(
