@@ -2,6 +2,11 @@
 // protobuf code (buf + protoc-gen-es) and the TypeScript (tsc → dist/).
 // Each step is skipped when its outputs are newer than its inputs, so `npm test`
 // stays quick during development while `npm install` on a fresh clone builds all.
+//
+//   node scripts/build.mjs [--force] [--no-tsc]
+//   --force    every step, even when its outputs are newer than its inputs
+//   --no-tsc   core.wasm and proto/gen only: scripts/build-client.mjs compiles its own part
+//              into client/dist and leaves dist/ as it is (tests may be running from it)
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -37,6 +42,7 @@ function newest(paths, filter = () => true) {
 }
 
 const force = process.argv.includes('--force');
+const noTsc = process.argv.includes('--no-tsc');
 
 // 1. core.wasm, release and debug targets (asconfig.json).
 if (existsSync(join(root, 'core-wasm/assembly/index.ts'))) {
@@ -57,4 +63,4 @@ if (protoSrc > 0) {
 
 // 3. TypeScript. tsc is itself incremental enough at this size; always run it so
 // that `npm test` is also the type-check.
-run(bin('tsc'), ['-p', 'tsconfig.json']);
+if (!noTsc) run(bin('tsc'), ['-p', 'tsconfig.json']);
